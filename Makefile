@@ -1,0 +1,48 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+# Both create a project-local virtualenv (.venv, with uv when present, pip otherwise), install the
+# package into it, and install bubblewrap (the local sandbox) when they can.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: setup demo test test-fast bench bubblewrap clean
+
+setup: $(STAMP) bubblewrap
+
+$(STAMP): pyproject.toml
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python >= 3.11 is needed as python3 (found $$(python3 --version 2>&1))."; exit 1; }
+	@if command -v uv >/dev/null 2>&1; then \
+	  uv venv -q --allow-existing -p python3 $(VENV) && uv pip install -q --compile-bytecode -p $(PY) -e '.[test]'; \
+	else \
+	  python3 -m venv $(VENV) || { echo "Cannot create a virtualenv: run  apt-get install python3-venv"; exit 1; }; \
+	  $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[test]' && $(PY) -m compileall -q -j0 $(VENV)/lib >/dev/null; \
+	fi
+	@touch $@
+
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing bubblewrap (the local sandbox)..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else \
+	    echo "The local sandbox needs bubblewrap. Install it with:  sudo apt-get install bubblewrap"; exit 1; \
+	  fi; }
+
+demo: setup
+	$(VENV)/bin/analyst demo
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(PY) benchmarks/sandbox_startup.py
+	$(PY) benchmarks/validate_large.py
+
+clean:
+	rm -rf $(VENV) .analyst

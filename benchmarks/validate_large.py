@@ -1,0 +1,174 @@
+"""Validate a large CSV against a pandera schema, against the cost of merely reading it.
+
+Targets: peak memory of ``validate_dataset`` < 2x the file's size, and its time <= 3x the time
+``polars.read_csv`` alone takes on the same file.
+
+    .venv/bin/python benchmarks/validate_large.py              # ~1 GB, 10M rows (cached)
+    .venv/bin/python benchmarks/validate_large.py --rows 200000
+
+Each measurement runs in its own interpreter, so one's memory cannot inflate the other's peak;
+the peak is the child's ru_maxrss (imports included), the time is the call alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+CATEGORIES = ["books", "garden", "toys", "grocery", "electronics", "clothing", "sports", "beauty"]
+
+# The pandas-format YAML that pandera's to_yaml/infer_schema speak: what a user would write.
+SCHEMA = r"""
+schema_type: dataframe
+columns:
+  order_id: {dtype: int64, unique: true, greater_than_or_equal_to: 1}
+  customer_id: {dtype: int64, in_range: {min_value: 1, max_value: 200000}}
+  unit_price: {dtype: float64, greater_than_or_equal_to: 0, less_than_or_equal_to: 10000}
+  discount: {dtype: float64, nullable: true, in_range: {min_value: 0, max_value: 1}}
+  category: {dtype: str, isin: [books, garden, toys, grocery, electronics, clothing, sports, beauty]}
+  email:
+    dtype: str
+    str_matches: '^[a-z0-9._]+@[a-z0-9-]+\.[a-z]+$'
+    str_length: {max_value: 64}
+  order_date:
+    dtype: datetime64[ns]
+    greater_than_or_equal_to: '2020-01-01 00:00:00'
+    less_than_or_equal_to: '2025-12-31 00:00:00'
+  created_at:
+    dtype: datetime64[ns]
+    greater_than_or_equal_to: '2020-01-01 00:00:00'
+    less_than: '2026-01-01 00:00:00'
+"""
+
+
+def generate(path: Path, rows: int, seed: int = 7) -> None:
+    """Write the CSV in chunks (bounded memory); about 1 in 10,000 rows breaks a check."""
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    chunk = 1_000_000
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as out:
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            customer = rng.integers(1, 200_001, n)
+            price = np.round(rng.uniform(0.5, 500.0, n), 2)
+            discount = np.round(rng.uniform(0.0, 0.5, n), 3)
+            bad = rng.random(n) < 1e-4
+            price[bad] = -price[bad]
+            category = np.array(CATEGORIES, dtype=object)[rng.integers(0, 8, n)]
+            category[rng.random(n) < 1e-4] = "unknown"
+            order_date = pl.Series(rng.integers(0, 2191, n) + 18262, dtype=pl.Int32).cast(pl.Date)  # 2020-2025
+            frame = pl.DataFrame(
+                {
+                    "order_id": np.arange(start + 1, start + n + 1, dtype=np.int64),
+                    "customer_id": customer,
+                    "unit_price": price,
+                    "discount": pl.Series(discount).set(pl.Series(rng.random(n) < 0.1), None),
+                    "category": pl.Series(category, dtype=pl.String),
+                    "domain": rng.integers(0, 50, n),
+                    "order_date": order_date,
+                    "seconds": rng.integers(0, 86_400, n),
+                }
+            ).select(
+                "order_id", "customer_id", "unit_price", "discount", "category",
+                pl.format("customer.{}@shop-{}.example", "customer_id", "domain").alias("email"),
+                "order_date",
+                (pl.col("order_date").cast(pl.Datetime("us")) + pl.duration(seconds="seconds")).alias("created_at"),
+            )
+            frame.write_csv(out, include_header=start == 0, datetime_format="%Y-%m-%d %H:%M:%S")
+    tmp.replace(path)
+
+
+def _child(mode: str, path: str, schema_path: str) -> None:
+    """Runs in a fresh interpreter; prints one JSON line."""
+    if mode == "read":
+        import polars as pl
+
+        started = time.perf_counter()
+        frame = pl.read_csv(path)
+        elapsed = time.perf_counter() - started
+        info = {"rows": frame.height}
+    else:
+        sys.path.insert(0, str(ROOT))
+        from tasks.config.schema import DatasetConfig
+        from tasks.datasets import validate_dataset
+
+        dataset = DatasetConfig(name="large", path=path, schema=schema_path, on_invalid="warn")
+        started = time.perf_counter()
+        report = validate_dataset(dataset, Path(path).parent)
+        elapsed = time.perf_counter() - started
+        info = {"rows": report.rows, "valid": report.valid, "failure_count": report.failure_count,
+                "by_check": [[c.column, c.check, c.count] for c in report.failures_by_check]}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    print(json.dumps({"seconds": elapsed, "peak_bytes": peak, **info}))
+
+
+def measure(mode: str, path: Path, schema_path: Path) -> dict:
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(path), str(schema_path)],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        sys.exit(f"{mode} run failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (default 3)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / f"orders_{args.rows}.csv"
+    schema_path = DATA / "orders_schema.yaml"
+    schema_path.write_text(SCHEMA)
+    if not path.exists():
+        print(f"generating {path} ({args.rows:,} rows)...", flush=True)
+        started = time.perf_counter()
+        generate(path, args.rows)
+        print(f"  generated in {time.perf_counter() - started:.1f} s", flush=True)
+
+    size = path.stat().st_size
+    # Interleaved repeats; the fastest time (the least disturbed by other work on the machine)
+    # and the highest peak count.
+    runs: dict[str, list[dict]] = {"read": [], "validate": []}
+    for _ in range(args.repeat):
+        for mode, results in runs.items():
+            results.append(measure(mode, path, schema_path))
+    read, validate = (min(r, key=lambda x: x["seconds"]) for r in runs.values())
+    read["peak_bytes"], validate["peak_bytes"] = (max(x["peak_bytes"] for x in r) for r in runs.values())
+    memory_ratio = validate["peak_bytes"] / size
+    time_ratio = validate["seconds"] / read["seconds"]
+
+    def mib(n: float) -> str:
+        return f"{n / 2**20:,.0f} MiB"
+
+    print(f"file:                 {path.name}, {mib(size)}, {read['rows']:,} rows, 8 columns"
+          f"{'' if size > 500 * 2**20 else ' (small: imports dominate the peak; the targets are for ~1 GB)'}")
+    print(f"runs:                 {args.repeat} of each; time = fastest run, peak = highest run (imports included)")
+    print(f"(a) polars read_csv:  {read['seconds']:.2f} s, peak {mib(read['peak_bytes'])}")
+    print(f"(b) validate_dataset: {validate['seconds']:.2f} s, peak {mib(validate['peak_bytes'])}"
+          f" (valid={validate['valid']}, {validate['failure_count']:,} failures)")
+    for column, check, count in validate["by_check"]:
+        print(f"      {column}: {check}: {count:,}")
+    print(f"peak memory / file size = {memory_ratio:.2f}  (target < 2)   "
+          f"{'PASS' if memory_ratio < 2 else 'FAIL'}")
+    print(f"time (b) / time (a)     = {time_ratio:.2f}  (target <= 3)  {'PASS' if time_ratio <= 3 else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The ``analyze`` flow: config -> validated data -> sandbox -> Claude's loop -> report and charts.
+
+Read top to bottom, it is the order of the steps; each step is a task in ``tasks/``. The sandbox is
+torn down whatever happens: success, failure, exception, timeout or cancellation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from tasks.agent import events
+from tasks.agent.loop import AnalysisLoop, LoopLimits
+from tasks.agent.prompts import build_system_prompt, dataset_prompt_summary
+from tasks.agent.transcript import TRANSCRIPT_FILE, Transcript
+from tasks.collect import collect_artifacts
+from tasks.config import LoadedConfig
+from tasks.configure import load_analysis_config
+from tasks.iterate import run_iteration, write_final_report
+from tasks.models import create_provider, run_python_tool
+from tasks.provision import provision_sandbox, teardown_sandbox, upload_datasets
+from tasks.reports import create_progress, publish_iteration, update_progress
+from tasks.validate import validate_datasets
+
+
+def _run_name() -> str:
+    return Path(flow_run.parameters.get("config", "analysis")).stem
+
+
+@flow(name="analyze", flow_run_name=_run_name, log_prints=False)
+def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | None = None) -> dict[str, Any]:
+    """Run the analysis declared in the YAML file ``config``.
+
+    ``overrides`` are applied on top of the file, like the CLI's ``--set`` (``{"model.max_iterations": 3}``).
+    ``replay`` replays the model's turns from a transcript.json instead of calling the model.
+    """
+    logger = get_run_logger()
+    loaded = load_analysis_config(config, overrides)
+    cfg = loaded.config
+    reports = validate_datasets(loaded)
+    provider = create_provider(cfg.model, loaded.base_dir, replay=replay)
+    run_dir = _new_run_dir(loaded)
+    transcript = Transcript(
+        analysis=cfg.name,
+        model=getattr(provider, "model", cfg.model.name),
+        provider=provider.name,
+        system=build_system_prompt(
+            [dataset_prompt_summary(r, f"data/{d.sandbox_filename}") for r, d in zip(reports, cfg.datasets)],
+            python_version="3", timeout=cfg.sandbox.timeout, max_output_chars=cfg.sandbox.max_output_chars,
+        ),
+        prompt=cfg.prompt,
+        tools=[run_python_tool()],
+        datasets=[r.to_dict() for r in reports],
+        flow_run_id=str(flow_run.get_id() or ""),
+    )
+    limits = LoopLimits(cfg.model.max_iterations, cfg.model.max_tokens, cfg.sandbox.timeout,
+                        cfg.model.max_cost_usd, cfg.model.max_total_tokens)
+    logger.info("Run folder: %s", run_dir)
+    events.emit("started", {"flow_run_id": transcript.flow_run_id, "run_dir": str(run_dir)})
+
+    sandbox = None
+    try:
+        sandbox = provision_sandbox(loaded, labels={"analysis": cfg.name, "flow-run": transcript.flow_run_id})
+        upload_datasets(sandbox, loaded)
+        loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits, on_event=_emit_and_log)
+        progress = create_progress(cfg.name, limits.max_iterations)
+        while not loop.done and loop.iterations < limits.max_iterations:
+            if reason := loop.budget_exhausted():
+                loop.stop_for_budget(reason)
+                break
+            number = loop.iterations + 1
+            record = run_iteration.with_options(name=f"iteration-{number}", task_run_name=f"iteration-{number}")(loop)
+            publish_iteration(cfg.name, record, run_dir)
+            update_progress(progress, 100 * number / limits.max_iterations)
+        if not loop.done:
+            write_final_report(loop)
+        update_progress(progress, 100)
+    except BaseException as exc:
+        transcript.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        transcript.save(run_dir / TRANSCRIPT_FILE)
+        _teardown(sandbox)
+        provider.close()
+        _collect(transcript, run_dir)
+    return summarize(transcript, run_dir)
+
+
+def summarize(transcript: Transcript, run_dir: Path) -> dict[str, Any]:
+    return {
+        "analysis": transcript.analysis,
+        "status": transcript.status,
+        "detail": transcript.stop_detail,
+        "run_dir": str(run_dir),
+        "report": str(run_dir / "report.md"),
+        "charts": [c for cell in transcript.cells for c in cell.charts],
+        "flow_run_id": transcript.flow_run_id,
+        "iterations": len(transcript.iterations),
+        "usage": transcript.usage.to_dict(),
+        "cost_usd": transcript.cost_usd,
+    }
+
+
+def _teardown(sandbox: Any) -> None:
+    if sandbox is None:
+        return
+    try:
+        teardown_sandbox(sandbox)
+    except BaseException:  # noqa: BLE001 - cancellation may stop the task engine; tear down directly
+        sandbox.teardown()
+
+
+def _collect(transcript: Transcript, run_dir: Path) -> None:
+    try:
+        collect_artifacts(transcript, run_dir)
+    except BaseException:  # noqa: BLE001 - never mask the run's own outcome; the transcript is on disk
+        get_run_logger().exception("Could not write the reports of %s", run_dir)
+
+
+def _new_run_dir(loaded: LoadedConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_id = str(flow_run.get_id() or "local")[:8]
+    run_dir = loaded.outputs_dir / loaded.config.name / f"{stamp}-{run_id}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _emit_and_log(kind: str, data: dict[str, Any]) -> None:
+    events.emit(kind, data)
+    logger = get_run_logger()
+    if kind == "model_turn" and data["text"]:
+        logger.info("Iteration %s, Claude: %s", data["iteration"], _clip(data["text"]))
+    elif kind == "code_done":
+        cell = data["cell"]
+        logger.info("Iteration %s, code run: %s%s", data["iteration"], cell.status,
+                    f", {len(cell.charts)} chart(s)" if cell.charts else "")
+    elif kind == "finished":
+        logger.info("Finished: %s %s", data["status"], data["detail"])
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,114 @@
+"""``analyst run CONFIG``: run one analysis through the Prefect flow, with live progress."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.cli._errors import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, err_console, user_errors
+from flows.cli.progress import LiveProgress
+from tasks.config import config_warnings, load_config, parse_overrides
+
+COMPLETE = {"completed", "max_iterations", "budget_exceeded"}  # a report was written
+
+
+def run(
+    config: Path = typer.Argument(..., help="The analysis YAML file."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set model.max_iterations=3."),
+    replay: Path | None = typer.Option(None, "--replay", help="Replay the model's turns from a transcript.json."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of progress."),
+) -> None:
+    """Run an analysis: validate the data, run Claude's loop in a sandbox, write the report."""
+    console = Console(stderr=as_json, quiet=as_json, highlight=False)
+    with user_errors():
+        overrides = parse_overrides(set_)
+        loaded = load_config(config, overrides)  # fail fast, before any server or flow run exists
+        for warning in config_warnings(loaded.config):
+            err_console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
+        if replay is not None and not replay.is_file():
+            raise typer.BadParameter(f"no such transcript: {replay}", param_hint="--replay")
+        if as_json:  # keep Prefect's console logs out of the one JSON object (they still reach the UI)
+            os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+        from flows.local_server import configure_prefect, flow_run_url
+
+        api_url = configure_prefect()
+        from flows.analysis import analyze  # imports prefect: only after its API URL is settled
+
+        progress = LiveProgress(console, loaded.config.name, loaded.config.model.max_iterations)
+        result: dict[str, Any] | None = None
+        error: BaseException | None = None
+        with progress:
+            try:
+                result = analyze(str(loaded.path), overrides or None, str(replay.resolve()) if replay else None)
+            except Exception as exc:  # noqa: BLE001 - reported below, with the run's link and folder
+                error = exc
+        summary = _summary(result, error, progress, api_url, flow_run_url)
+
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_summary(console, summary)
+    if error is not None and not _is_user_error(error):
+        if os.environ.get("ANALYST_DEBUG"):
+            raise error
+    raise typer.Exit(EXIT_OK if summary["status"] in COMPLETE else _exit_code(error))
+
+
+def _is_user_error(error: BaseException) -> bool:
+    from tasks.errors import AnalystError
+
+    return isinstance(error, AnalystError)
+
+
+def _exit_code(error: BaseException | None) -> int:
+    from tasks.errors import ConfigError
+
+    return EXIT_BAD_CONFIG if isinstance(error, ConfigError) else EXIT_FAILED
+
+
+def _summary(result, error, progress, api_url, flow_run_url) -> dict[str, Any]:
+    summary: dict[str, Any] = dict(result or {})
+    summary.setdefault("analysis", progress.analysis)
+    summary.setdefault("flow_run_id", progress.flow_run_id)
+    summary.setdefault("run_dir", progress.run_dir)
+    if error is not None:
+        summary["status"] = "failed"
+        summary["error"] = str(error) or type(error).__name__
+        summary.setdefault("iterations", progress.iterations)
+    if summary.get("flow_run_id"):
+        summary["ui_url"] = flow_run_url(api_url, summary["flow_run_id"])
+    return summary
+
+
+def _print_summary(console: Console, summary: dict[str, Any]) -> None:
+    status = summary.get("status", "failed")
+    colour = "green" if status == "completed" else ("yellow" if status in COMPLETE else "red")
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("status", f"[{colour}]{status}[/] {summary.get('detail') or ''}".rstrip())
+    if summary.get("error"):
+        table.add_row("error", summary["error"])
+    if summary.get("report"):
+        table.add_row("report", summary["report"])
+    if summary.get("charts"):
+        table.add_row("charts", f"{len(summary['charts'])} in {Path(summary['run_dir']) / 'charts'}")
+    if summary.get("run_dir"):
+        table.add_row("run folder", str(summary["run_dir"]))
+    if summary.get("ui_url"):
+        table.add_row("Prefect UI", summary["ui_url"])
+    if summary.get("iterations") is not None:
+        table.add_row("iterations", str(summary["iterations"]))
+    usage = summary.get("usage")
+    if usage:
+        cost = summary.get("cost_usd")
+        tokens = f"{usage['input_tokens']:,} in, {usage['output_tokens']:,} out, " \
+                 f"{usage['cache_read_input_tokens']:,} cache read, {usage['cache_creation_input_tokens']:,} cache write"
+        table.add_row("tokens", tokens)
+        table.add_row("cost", "unknown (model not priced)" if cost is None else f"${cost:.4f}")
+    console.print(table)

@@ -1,0 +1,86 @@
+"""`analyst server start|stop|status`: the local Prefect server that `analyst run` reuses."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows import local_server
+from flows.cli._errors import EXIT_FAILED, user_errors
+
+server_app = typer.Typer(
+    help="Manage the local Prefect server (SQLite under .analyst/prefect) that `analyst run` uses "
+    "when PREFECT_API_URL is not set.",
+    no_args_is_help=True,
+)
+console = Console(highlight=False)
+
+_STYLE = {"running": "green", "unhealthy": "yellow", "stale": "yellow", "stopped": "dim"}
+_MEANING = {
+    "unhealthy": "process alive but /api/health does not answer (starting, or stuck)",
+    "stale": "its process is gone; the next start cleans up",
+}
+
+
+def _show(st: local_server.ServerStatus) -> None:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    state = f"[{_STYLE[st.state]}]{st.state}[/]"
+    if st.state in _MEANING:
+        state += f" [dim]({_MEANING[st.state]})[/]"
+    table.add_row("state", state)
+    if st.url:
+        table.add_row("UI", st.ui_url)
+        table.add_row("API", st.url)
+    if st.pid:
+        table.add_row("pid", str(st.pid))
+    table.add_row("database", str(st.db))
+    table.add_row("log", str(st.log))
+    if st.note:
+        table.add_row("note", f"[yellow]{st.note}[/]")
+    console.print(table)
+
+
+def _note_env_override() -> None:
+    if url := os.environ.get("PREFECT_API_URL"):
+        console.print(f"[dim]PREFECT_API_URL is set ({url}): `analyst run` uses that server, not this one.[/]")
+
+
+@server_app.command()
+def start() -> None:
+    """Start the local server in the background (no-op if it runs); wait until it answers."""
+    with user_errors():
+        before = local_server.status()
+        with console.status("Starting the Prefect server…", spinner="dots"):
+            st = local_server.start()
+    console.print("Already running." if before.running and before.pid == st.pid else "[green]Started.[/]")
+    _show(st)
+    _note_env_override()
+
+
+@server_app.command()
+def stop() -> None:
+    """Stop the local server (SIGTERM, then SIGKILL after 10 s). Safe to run when it is stopped."""
+    with user_errors():
+        before = local_server.stop()
+    if before.state in ("running", "unhealthy"):
+        console.print(f"[green]Stopped[/] the server (pid {before.pid}, port {before.port}).")
+    elif before.state == "stale":
+        console.print(f"Not running; removed a stale state file ({before.note}).")
+    else:
+        console.print("Not running.")
+
+
+@server_app.command()
+def status() -> None:
+    """Show whether the local server runs, its URL, pid, database and log. Exit 1 unless running."""
+    with user_errors():
+        st = local_server.status()
+    _show(st)
+    _note_env_override()
+    if not st.running:
+        raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,216 @@
+"""The agentic loop as plain code: Claude writes Python, the sandbox runs it, the result goes back.
+
+One ``step()`` is one iteration: one model turn and the execution of every tool call in it. The flow
+wraps each step in its own Prefect task; nothing here needs Prefect, so the loop also runs (and is
+benchmarked) on its own. The transcript is saved after every step, so a run that fails at iteration 7
+keeps iterations 1 to 6.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.agent.prompts import CONTINUE_AFTER_MAX_TOKENS, FINAL_REPORT_REQUEST
+from tasks.agent.tool_results import invalid_call_block, tool_result_block
+from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, IterationRecord, Transcript, now_iso
+from tasks.models.base import RUN_PYTHON_TOOL, ModelProvider, ModelRequest, ModelTurn
+from tasks.sandbox.base import ExecutionResult, Sandbox
+
+MAX_CONSECUTIVE_CUTOFFS = 3  # max_tokens turns in a row before we stop asking Claude to continue
+
+
+@dataclass(frozen=True)
+class LoopLimits:
+    max_iterations: int
+    max_tokens: int
+    code_timeout: float
+    max_cost_usd: float | None = None
+    max_total_tokens: int | None = None
+
+
+class AnalysisLoop:
+    def __init__(
+        self,
+        provider: ModelProvider,
+        sandbox: Sandbox,
+        transcript: Transcript,
+        run_dir: Path,
+        limits: LoopLimits,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ):
+        self.provider = provider
+        self.sandbox = sandbox
+        self.transcript = transcript
+        self.run_dir = run_dir
+        self.limits = limits
+        self._emit = on_event or (lambda kind, data: None)
+        self._cut_text: list[str] = []  # text of turns cut at max_tokens, joined to the final answer
+        self._cutoffs = 0
+        if not transcript.messages:
+            transcript.messages.append({"role": "user", "content": transcript.prompt})
+
+    @property
+    def transcript_path(self) -> Path:
+        return self.run_dir / TRANSCRIPT_FILE
+
+    @property
+    def done(self) -> bool:
+        return self.transcript.status != "running"
+
+    @property
+    def iterations(self) -> int:
+        return len(self.transcript.iterations)
+
+    def step(self) -> IterationRecord:
+        """One iteration: ask the model, run its code, record everything."""
+        number = self.iterations + 1
+        self._emit("model_request", {"iteration": number})
+        turn = self._ask(allow_tools=True)
+        record = IterationRecord(number, turn)
+        self.transcript.iterations.append(record)
+        self.transcript.messages.append({"role": "assistant", "content": _sendable(turn)})
+        self._emit("model_turn", {"iteration": number, "turn": turn, "text": turn.text})
+        try:
+            self._handle(turn, record)
+        finally:
+            record.finished_at = now_iso()
+            self.save()
+        return record
+
+    def budget_exhausted(self) -> str | None:
+        """Why the next turn would pass the budget (projected from the last turn), or None."""
+        if not self.transcript.iterations:
+            return None
+        last = self.transcript.iterations[-1].turn
+        usage, cost = self.transcript.usage, self.transcript.cost_usd
+        if self.limits.max_total_tokens and usage.total_tokens + last.usage.total_tokens > self.limits.max_total_tokens:
+            return (f"the next turn would pass model.max_total_tokens ({self.limits.max_total_tokens:,}): "
+                    f"{usage.total_tokens:,} used, about {last.usage.total_tokens:,} per turn")
+        if self.limits.max_cost_usd and cost is not None and cost + (last.cost_usd or 0) > self.limits.max_cost_usd:
+            return (f"the next turn would pass model.max_cost_usd (${self.limits.max_cost_usd:.2f}): "
+                    f"${cost:.4f} spent, about ${last.cost_usd or 0:.4f} per turn")
+        return None
+
+    def stop_for_budget(self, reason: str) -> None:
+        """End without another model call: the report is what Claude has written so far."""
+        notes = "\n\n".join(t.text for t in self.transcript.turns if t.text)
+        self.transcript.final_report = (
+            f"> **Stopped early:** {reason}.\n\n{notes}" if notes else f"> **Stopped early:** {reason}."
+        )
+        self._finish("budget_exceeded", reason)
+
+    def write_final_report(self) -> ModelTurn:
+        """After max_iterations: ask for the report with tools defined but not callable."""
+        request = FINAL_REPORT_REQUEST.format(limit=self.limits.max_iterations)
+        self._append_user_text(request)
+        number = self.iterations + 1
+        self._emit("model_request", {"iteration": number, "final": True})
+        turn = self._ask(allow_tools=False)
+        record = IterationRecord(number, turn, finished_at=now_iso())
+        self.transcript.iterations.append(record)
+        self.transcript.messages.append({"role": "assistant", "content": _sendable(turn)})
+        self.transcript.final_report = self._answer(turn)
+        self._finish("max_iterations", f"stopped after {self.limits.max_iterations} iterations")
+        return turn
+
+    def save(self) -> None:
+        self.transcript.save(self.transcript_path)
+
+    # -- one turn -------------------------------------------------------------------------------
+
+    def _ask(self, *, allow_tools: bool) -> ModelTurn:
+        return self.provider.next_turn(
+            ModelRequest(self.transcript.system, self.transcript.messages, self.transcript.tools, allow_tools)
+        )
+
+    def _handle(self, turn: ModelTurn, record: IterationRecord) -> None:
+        reason = turn.stop_reason
+        if reason == "max_tokens":
+            self._after_cutoff(turn)
+            return
+        self._cutoffs = 0
+        if reason == "tool_use" and turn.tool_calls:
+            results = [self._run_call(call, record) for call in turn.tool_calls]
+            self.transcript.messages.append({"role": "user", "content": results})
+        elif reason == "pause_turn":
+            pass  # the API paused a long turn; sending the conversation back as it is resumes it
+        elif reason == "refusal":
+            self.transcript.final_report = self._answer(turn) or "Claude declined to carry out this analysis."
+            self._finish("refused", "the model refused the request")
+        else:  # end_turn, stop_sequence, or tool_use without a call: Claude has answered
+            self.transcript.final_report = self._answer(turn)
+            self._finish("completed", "")
+
+    def _after_cutoff(self, turn: ModelTurn) -> None:
+        self._cutoffs += 1
+        if turn.text:
+            self._cut_text.append(turn.text)
+        if self._cutoffs >= MAX_CONSECUTIVE_CUTOFFS:
+            self.transcript.final_report = "\n\n".join(self._cut_text) or None
+            self._finish("failed", f"{self._cutoffs} replies in a row were cut off at model.max_tokens "
+                                   f"({self.limits.max_tokens}); raise model.max_tokens")
+            return
+        detail = ", before its code could run" if turn.tool_calls else ""
+        self._append_user_text(CONTINUE_AFTER_MAX_TOKENS.format(max_tokens=self.limits.max_tokens, detail=detail))
+
+    def _run_call(self, call: dict[str, Any], record: IterationRecord) -> dict[str, Any]:
+        code = (call.get("input") or {}).get("code")
+        if call.get("name") != RUN_PYTHON_TOOL or not isinstance(code, str):
+            return invalid_call_block(call["id"], f"Unknown tool or missing 'code': use {RUN_PYTHON_TOOL} with a "
+                                                  "'code' string.")
+        self._emit("code_start", {"iteration": record.number, "code": code})
+        result = self.sandbox.run_code(code, timeout=self.limits.code_timeout)
+        cell = self._record_cell(call["id"], code, result, record)
+        self._emit("code_done", {"iteration": record.number, "cell": cell})
+        return tool_result_block(cell, self.limits.code_timeout)
+
+    def _record_cell(self, tool_use_id: str, code: str, result: ExecutionResult, record: IterationRecord) -> CellRecord:
+        charts_dir = self.run_dir / "charts"
+        paths = []
+        for chart in result.charts:
+            charts_dir.mkdir(parents=True, exist_ok=True)
+            index = sum(len(c.charts) for c in record.cells) + len(paths) + 1
+            path = charts_dir / f"iteration-{record.number:02d}-chart-{index}.png"
+            path.write_bytes(chart.png)
+            paths.append(path.relative_to(self.run_dir).as_posix())
+        error = None
+        if result.error:
+            error = {"name": result.error.name, "message": result.error.message, "traceback": result.error.traceback}
+        cell = CellRecord(tool_use_id, code, result.stdout, result.stderr, error, result.timed_out,
+                          result.state_reset, paths, round(result.duration_s, 3), list(result.warnings))
+        record.cells.append(cell)
+        return cell
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _answer(self, turn: ModelTurn) -> str:
+        answer = "\n\n".join([*self._cut_text, turn.text]).strip()
+        self._cut_text.clear()
+        return answer
+
+    def _append_user_text(self, text: str) -> None:
+        """Join the text to a trailing user turn (tool results) so that roles keep alternating."""
+        block = {"type": "text", "text": text}
+        last = self.transcript.messages[-1] if self.transcript.messages else None
+        if last and last["role"] == "user" and isinstance(last["content"], list):
+            last["content"].append(block)
+        else:
+            self.transcript.messages.append({"role": "user", "content": [block]})
+
+    def _finish(self, status: str, detail: str) -> None:
+        self.transcript.finish(status, detail)
+        self.save()
+        self._emit("finished", {"status": status, "detail": detail})
+
+
+def _sendable(turn: ModelTurn) -> list[dict[str, Any]]:
+    """The assistant content to send back. A turn cut at max_tokens may end in a half-written
+    tool call that cannot run and would need a result: drop those, and never send an empty message."""
+    content = turn.content
+    if turn.stop_reason == "max_tokens":
+        content = [b for b in content if b.get("type") != "tool_use"]
+    content = [b for b in content if not (b.get("type") == "text" and not b.get("text"))]
+    return content or [{"type": "text", "text": "(no text)"}]

@@ -1,0 +1,63 @@
+"""What Claude is told: the system prompt (its sandbox, data and rules) and the first user turn."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tasks.datasets.report import DatasetReport, render_summary
+from tasks.sandbox.base import DATA_DIR, OUTPUTS_DIR
+
+SYSTEM_TEMPLATE = """\
+You are a careful data analyst. You answer the user's question by writing Python that runs in an \
+isolated sandbox, reading what it prints, and refining until you can answer with evidence.
+
+## Your sandbox
+- Call the `run_python_code` tool to run Python. The session is stateful, like a Jupyter notebook: \
+variables, imports and loaded data persist between calls, so load the data once and reuse it.
+- The working directory holds `{data}/` (the datasets, read-only copies you may load) and \
+`{outputs}/` (write files the user should get back there).
+- Installed: Python {python}, pandas, numpy, matplotlib, pyarrow and polars. There is no network: \
+do not try to install packages or download anything.
+- Each call may run for at most {timeout:g} seconds; longer runs are interrupted. Output longer than \
+{max_chars:,} characters is cut, so print summaries, not whole tables.
+- Charts: every matplotlib figure you show (`plt.show()`) or leave open at the end of a call is \
+captured as a PNG, and so is every image file you write under `{outputs}/`. Give each chart a title \
+and labelled axes. Close figures you do not want captured (`plt.close(fig)`).
+
+## The data
+{datasets}
+
+## Your answer
+When you have the evidence, reply without calling the tool. That reply is the report the user reads: \
+write it in Markdown, lead with the answer, give the numbers that support it, mention the charts by \
+their titles, and state caveats (data quality, assumptions). Do not invent numbers you did not compute.
+"""
+
+FINAL_REPORT_REQUEST = (
+    "You have reached the limit of {limit} code runs for this analysis. Do not call any tool. Write your "
+    "final report now from what you have found so far, in Markdown, and say plainly what remains unanswered."
+)
+
+CONTINUE_AFTER_MAX_TOKENS = (
+    "Your last reply was cut off at the max_tokens limit ({max_tokens} tokens){detail}. Continue from "
+    "where you stopped; keep code cells short."
+)
+
+
+def build_system_prompt(
+    dataset_summaries: Sequence[str],
+    *,
+    python_version: str,
+    timeout: float,
+    max_output_chars: int,
+) -> str:
+    datasets = "\n\n".join(dataset_summaries) or "(no datasets)"
+    return SYSTEM_TEMPLATE.format(
+        data=DATA_DIR, outputs=OUTPUTS_DIR, python=python_version, timeout=timeout,
+        max_chars=max_output_chars, datasets=datasets,
+    )
+
+
+def dataset_prompt_summary(report: DatasetReport, sandbox_path: str) -> str:
+    """One dataset as Claude sees it: where it is in the sandbox, then its validation summary."""
+    return f"### `{sandbox_path}`\n{render_summary(report)}"

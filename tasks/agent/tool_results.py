@@ -1,0 +1,50 @@
+"""How one code run is reported back to Claude as a ``tool_result``.
+
+An error in the analysis code is not a failure of the run: it goes back to Claude, who fixes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.agent.transcript import CellRecord
+
+
+def describe_cell(cell: CellRecord, timeout: float) -> str:
+    if cell.timed_out:
+        state = "the session was restarted, so variables are gone" if cell.state_reset else "state is kept"
+        status = f"timed out after {timeout:g} s and was interrupted ({state})"
+    elif cell.error:
+        status = "error"
+    else:
+        status = "ok"
+    lines = [f"status: {status}"]
+    if cell.stdout:
+        lines += ["stdout:", cell.stdout.rstrip("\n")]
+    if cell.stderr:
+        lines += ["stderr:", cell.stderr.rstrip("\n")]
+    if cell.error:
+        lines += [f"error: {cell.error['name']}: {cell.error['message']}", cell.error.get("traceback", "").rstrip()]
+    if cell.warnings:
+        lines += ["sandbox notes:", *(f"- {w}" for w in cell.warnings)]
+    if cell.charts:
+        lines.append(f"charts captured: {len(cell.charts)}")
+        lines += [f"- {path}" for path in cell.charts]
+    if len(lines) == 1:
+        lines.append("(no output)")
+    return "\n".join(lines)
+
+
+def tool_result_block(cell: CellRecord, timeout: float) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "type": "tool_result",
+        "tool_use_id": cell.tool_use_id,
+        "content": describe_cell(cell, timeout),
+    }
+    if cell.error or cell.timed_out:
+        block["is_error"] = True
+    return block
+
+
+def invalid_call_block(tool_use_id: str, message: str) -> dict[str, Any]:
+    return {"type": "tool_result", "tool_use_id": tool_use_id, "content": message, "is_error": True}

@@ -1,0 +1,254 @@
+"""Read an analysis config: YAML -> ${VAR} interpolation -> --set overrides -> pydantic -> paths.
+
+Every problem is collected and reported together as one line each (file, key path, what was
+expected), so a user fixes a config in one pass rather than one error per run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import BaseModel, ValidationError
+
+from tasks.errors import ConfigError, Problem
+
+from .schema import AnalysisConfig
+
+_VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A checked config and where it came from; relative paths resolve against ``base_dir``."""
+
+    config: AnalysisConfig
+    path: Path
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        return (self.base_dir / os.path.expanduser(relative)).resolve()
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.resolve(self.config.outputs.dir)
+
+
+def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> LoadedConfig:
+    path = Path(path).expanduser().resolve()
+    file = str(path)
+    if not path.is_file():
+        raise ConfigError([Problem(file, "", "no such file; expected the path of an analysis YAML config")])
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(file, "", "not UTF-8 text; expected a YAML file")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(file, where, f"invalid YAML: {reason}")]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([Problem(file, "", "expected a mapping of keys (name, datasets, prompt, ...) at the top")])
+
+    problems: list[Problem] = []
+    for key, value in (overrides or {}).items():
+        try:
+            set_dotted(raw, key, value)
+        except (KeyError, IndexError, TypeError) as exc:
+            problems.append(Problem(file, key, f"cannot apply override: {exc}"))
+
+    env = dotenv_environment(path.parent)
+    raw = _interpolate(raw, env, file, "", problems)
+    if problems:
+        raise ConfigError(problems)
+
+    try:
+        config = AnalysisConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_problems_from(exc, file)) from None
+
+    loaded = LoadedConfig(config, path)
+    missing = [
+        Problem(file, f"datasets[{i}].path", f"file not found: {loaded.resolve(d.path)}")
+        for i, d in enumerate(config.datasets)
+        if not d.is_url and not loaded.resolve(d.path).is_file()
+    ]
+    missing += [
+        Problem(file, f"datasets[{i}].schema", f"schema file not found: {loaded.resolve(d.schema_)}")
+        for i, d in enumerate(config.datasets)
+        if isinstance(d.schema_, str) and not loaded.resolve(d.schema_).is_file()
+    ]
+    if missing:
+        raise ConfigError(missing)
+    return loaded
+
+
+def config_warnings(config: AnalysisConfig) -> list[str]:
+    """Things that work today but will not for long, such as a model past its deprecation date."""
+    warnings = []
+    try:
+        from anthropic._data import DEPRECATED_MODELS  # the SDK's own list, kept current by its releases
+    except ImportError:  # pragma: no cover - a future SDK may move it; the warning is a courtesy
+        DEPRECATED_MODELS = {}
+    if config.model.provider == "anthropic" and config.model.name in DEPRECATED_MODELS:
+        warnings.append(
+            f"model.name: {config.model.name!r} is deprecated and reaches end of life on "
+            f"{DEPRECATED_MODELS[config.model.name]}; use a current model such as 'claude-sonnet-5-5'"
+        )
+    if config.sandbox.isolation == "none":
+        warnings.append("sandbox.isolation: 'none' runs model-written code unsandboxed on this machine")
+    return warnings
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["model.max_iterations=3"]`` -> ``{"model.max_iterations": 3}``; values are YAML scalars."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError([Problem("--set", pair, "expected KEY=VALUE, e.g. model.max_iterations=3")])
+        try:
+            result[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            result[key.strip()] = value
+    return result
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.0.c`` in nested dicts/lists, creating mappings on the way."""
+    parts = dotted.split(".")
+    node: Any = tree
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            index = int(part)
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise TypeError(f"'{'.'.join(parts[:i])}' is not a mapping or a list")
+
+
+def dotenv_environment(config_dir: Path) -> dict[str, str | None]:
+    """The process environment over the nearest ``.env`` files (beside the config, then the cwd).
+
+    Variables already set win over ``.env``, as python-dotenv does by default. The values are only
+    read here, not exported, so they never leak into a sandbox started by this process.
+    """
+    env: dict[str, str | None] = {}
+    for start in (Path.cwd(), config_dir):
+        found = _find_dotenv_from(start)
+        if found:
+            env.update(dotenv_values(found))
+    env.update(os.environ)
+    return env
+
+
+def _find_dotenv_from(start: Path) -> Path | None:
+    return next((f / ".env" for f in (start, *start.parents) if (f / ".env").is_file()), None)
+
+
+def _interpolate(value: Any, env: dict[str, str | None], file: str, key: str, problems: list[Problem]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, file, _join(key, str(k)), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env, file, f"{key}[{i}]", problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        escaped, name, default = match.groups()
+        if escaped:
+            return match.group(0)[1:]
+        found = env.get(name)
+        if found is None:
+            if default is not None:
+                return default
+            problems.append(Problem(file, key, f"environment variable {name} is not set; set it or add it to .env"))
+            return ""
+        return found
+
+    return _VAR.sub(substitute, value)
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _problems_from(exc: ValidationError, file: str) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        # A failed union member shows up as an extra loc element named after its type; drop those.
+        loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"str", "dict[str,any]", "int", "float"}))]
+        key = _format_loc(loc)
+        if error["type"] == "extra_forbidden":
+            problems.append(Problem(file, key, _unknown_key_message(exc, loc)))
+        elif error["type"] == "missing":
+            problems.append(Problem(file, key, "required key is missing"))
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(Problem(file, key, f"{message} (got {_short(error.get('input'))})"
+                                    if error["type"] not in {"value_error", "assertion_error"} else message))
+    # Pydantic reports each union member's failure; one line per key is enough.
+    unique: dict[tuple[str, str], Problem] = {}
+    for problem in problems:
+        unique.setdefault((problem.key, problem.message), problem)
+    return list(unique.values())
+
+
+def _format_loc(loc: list[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _unknown_key_message(exc: ValidationError, loc: list[Any]) -> str:
+    model = _model_at(AnalysisConfig, loc[:-1])
+    allowed = sorted(f.alias or name for name, f in model.model_fields.items()) if model else []
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown key{hint} expected one of: {', '.join(allowed)}" if allowed else "unknown key"
+
+
+def _model_at(model: type[BaseModel], loc: list[Any]) -> type[BaseModel] | None:
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nested is None:
+            inner = [a for c in candidates for a in getattr(c, "__args__", ())]
+            nested = next((c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nested is None:
+            return None
+        model = nested
+    return model
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

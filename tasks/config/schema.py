@@ -1,0 +1,226 @@
+"""The analysis config: one YAML file declares one analysis.
+
+Every model forbids unknown keys, so a typo is an error that names the key rather than a setting
+that silently does nothing. Paths stay as written here; ``loading.py`` resolves them against the
+config file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import PurePosixPath
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+FORMATS = ("csv", "parquet", "json", "xlsx")
+SUFFIX_FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
+                  ".json": "json", ".jsonl": "json", ".ndjson": "json", ".xlsx": "xlsx"}
+DEFAULT_MODEL = "claude-sonnet-5-5"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def parse_size(value: int | str) -> int:
+    """'4GiB', '512m', '2g' or a number of bytes -> bytes (k/m/g/t are binary multiples)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"expected a size such as '4GiB', '512MiB' or a number of bytes, got {value!r}")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    return int(number * 1024 ** " kmgt".index(unit or " "))
+
+
+def parse_duration(value: float | int | str) -> float:
+    """'30m', '1h', '1d', '90s' or a number of seconds -> seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"expected a duration such as '90s', '30m', '1h', '1d' or seconds, got {value!r}")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[(match.group(2) or "s").lower()]
+    return float(match.group(1)) * seconds
+
+
+class DatasetConfig(Strict):
+    name: str = Field(description="Names the file in the sandbox: data/<name>.<suffix>.")
+    path: str = Field(description="A local path (relative to the config file) or an http(s) URL.")
+    format: Literal["csv", "parquet", "json", "xlsx"] | None = None
+    read_options: dict[str, Any] = Field(default_factory=dict)
+    schema_: str | dict[str, Any] = Field(alias="schema")
+    on_invalid: Literal["fail", "warn"] = "fail"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not DATASET_NAME.match(value):
+            raise ValueError("expected lowercase letters, digits, '-' or '_', starting with a letter or digit")
+        return value
+
+    @property
+    def is_url(self) -> bool:
+        return self.path.startswith(("http://", "https://"))
+
+    @model_validator(mode="after")
+    def _infer_format(self) -> DatasetConfig:
+        if self.format is None:
+            suffix = PurePosixPath(self.path.split("?", 1)[0]).suffix.lower()
+            if suffix not in SUFFIX_FORMATS:
+                raise ValueError(
+                    f"cannot infer the format from {self.path!r}: set 'format' to one of {', '.join(FORMATS)}"
+                )
+            self.format = SUFFIX_FORMATS[suffix]  # type: ignore[assignment]
+        return self
+
+    @property
+    def sandbox_filename(self) -> str:
+        return f"{self.name}.{self.format}"
+
+
+class ModelConfig(Strict):
+    provider: Literal["anthropic", "replay"] = "anthropic"
+    name: str = DEFAULT_MODEL
+    max_tokens: int = Field(16_000, ge=1, le=128_000)
+    max_iterations: int = Field(10, ge=1, le=200)
+    temperature: float | None = Field(None, ge=0, le=1)
+    base_url: str | None = None
+    timeout: float = Field(600.0, gt=0, description="Seconds for one model request.")
+    max_cost_usd: float | None = Field(None, gt=0)
+    max_total_tokens: int | None = Field(None, gt=0)
+    api_key_secret: str | None = Field(None, description="Name of a Prefect Secret block holding the API key.")
+    transcript: str | None = Field(None, description="For provider 'replay': the transcript.json to replay.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http(s) URL")
+        return value
+
+    @field_validator("temperature")
+    @classmethod
+    def _no_sampling(cls, value: float | None) -> float | None:
+        # Seen here: anthropic 2.14's messages.stream() takes no `temperature` (TypeError); the API
+        # version it speaks no longer accepts sampling parameters. Kept as a key so old configs get
+        # this message rather than "unknown key".
+        if value is not None:
+            raise ValueError("no longer supported: current Claude models and the anthropic SDK take no "
+                             "temperature; remove model.temperature")
+        return value
+
+    @model_validator(mode="after")
+    def _replay_needs_transcript(self) -> ModelConfig:
+        if self.provider == "replay" and not self.transcript:
+            raise ValueError("provider 'replay' needs 'transcript': the path of a transcript.json")
+        return self
+
+
+class SandboxConfig(Strict):
+    provider: Literal["local", "daytona"] = "local"
+    timeout: float = Field(120.0, gt=0, description="Seconds for one code execution.")
+    memory: int | str = Field("4GiB", description="Memory limit, e.g. '4GiB'.")
+    cpus: int = Field(1, ge=1, le=64)
+    max_output_chars: int = Field(20_000, ge=200)
+    isolation: Literal["bubblewrap", "none"] = "bubblewrap"
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: int | str) -> int | str:
+        if parse_size(value) < 256 * 1024**2:
+            raise ValueError("expected at least 256MiB")
+        return value
+
+    @property
+    def memory_bytes(self) -> int:
+        return parse_size(self.memory)
+
+
+class ScheduleConfig(Strict):
+    cron: str | None = None
+    interval: float | str | None = None
+    rrule: str | None = None
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; expected an IANA name such as 'Europe/Paris'") from None
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float | str | None) -> float | str | None:
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError("expected a positive duration")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ScheduleConfig:
+        given = [k for k in ("cron", "interval", "rrule") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"expected exactly one of cron, interval, rrule; got {', '.join(given) or 'none'}")
+        try:
+            self.to_prefect()
+        except ValidationError as exc:  # Prefect's own check, so what passes here deploys
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        return self
+
+    def to_prefect(self) -> Any:
+        """The equivalent Prefect schedule object (imported lazily: prefect is slow to import)."""
+        from prefect.client.schemas import schedules
+
+        if self.cron is not None:
+            return schedules.CronSchedule(cron=self.cron, timezone=self.timezone)
+        if self.rrule is not None:
+            return schedules.RRuleSchedule(rrule=self.rrule, timezone=self.timezone)
+        return schedules.IntervalSchedule(interval=self.interval_timedelta, timezone=self.timezone)
+
+    @property
+    def interval_timedelta(self) -> timedelta | None:
+        return None if self.interval is None else timedelta(seconds=parse_duration(self.interval))
+
+
+class OutputsConfig(Strict):
+    dir: str = "outputs/"
+
+
+class AnalysisConfig(Strict):
+    name: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    prompt: str = Field(min_length=1)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    schedule: ScheduleConfig | None = None
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError(
+                f"{value!r} is not a slug: expected lowercase letters, digits and single dashes, e.g. 'weekly-sales'"
+            )
+        return value
+
+    @field_validator("datasets")
+    @classmethod
+    def _unique_names(cls, value: list[DatasetConfig]) -> list[DatasetConfig]:
+        names = [d.name for d in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"dataset names must be unique; repeated: {', '.join(duplicates)}")
+        return value

@@ -1,0 +1,26 @@
+"""Model providers behind one interface: ``anthropic`` (the real one) and ``replay``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tasks.config import ModelConfig
+
+from .base import ModelProvider, ModelRequest, ModelTurn, Usage
+from .tools import run_python_tool, tool_definitions
+
+
+def create_provider(config: ModelConfig, config_dir: Path, *, replay: str | Path | None = None) -> ModelProvider:
+    """``replay`` (the CLI's ``--replay``) wins over the configured provider."""
+    if replay is not None or config.provider == "replay":
+        from .replay import ReplayProvider
+
+        path = Path(replay) if replay is not None else config_dir / str(config.transcript)
+        return ReplayProvider(path)
+    from .anthropic_provider import AnthropicProvider
+
+    return AnthropicProvider.from_config(config, config_dir)
+
+
+__all__ = ["ModelProvider", "ModelRequest", "ModelTurn", "Usage", "create_provider", "run_python_tool",
+           "tool_definitions"]

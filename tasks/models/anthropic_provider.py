@@ -1,0 +1,266 @@
+"""Claude through the official Anthropic SDK: streamed requests, prompt caching, errors a user can act on.
+
+Retries happen in one layer per kind of failure, never two stacked:
+
+- Request-level failures (connection errors, timeouts before a response, 408/409/429 honouring
+  ``retry-after``, 5xx, 529 overloaded) are retried by the SDK itself, with its own exponential
+  backoff, ``max_retries`` times. This module does not retry them again.
+- A stream that breaks after the response has started (connection dropped mid-body, a read
+  timeout mid-stream, an SSE ``error`` event of type overloaded/api_error, a body that ends before
+  ``message_stop``) happens past the SDK's retry point, so this provider re-sends the request
+  itself, ``stream_retries`` times with a short backoff. Only those failures.
+
+When retries are exhausted the provider raises ``ModelError(transient=True)``; requests that no
+retry can fix (401/403 key problems, 400/404 bad request or unknown model) raise
+``ModelError(transient=False)`` at once, with the API's own message and a hint.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import anthropic
+
+try:  # anthropic >= 2 sends with httpx2; older releases with httpx
+    import httpx2 as _httpx
+except ImportError:  # pragma: no cover
+    import httpx as _httpx  # type: ignore[no-redef]
+
+from tasks.config.schema import ModelConfig
+from tasks.errors import ModelError
+
+from .base import ModelProvider, ModelRequest, ModelTurn, Usage
+from .pricing import turn_cost
+
+log = logging.getLogger(__name__)
+
+EPHEMERAL = {"type": "ephemeral"}
+MAX_CACHE_BREAKPOINTS = 4  # the API's limit; this provider sets 3: system, last tool, last message block
+# Block types that accept cache_control (thinking blocks, and empty text blocks, do not).
+_CACHEABLE_BLOCKS = {"text", "image", "document", "tool_use", "tool_result", "search_result"}
+# SSE error events worth re-sending the request for (the others are about the request itself).
+_TRANSIENT_STREAM_ERRORS = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
+_SDK_RETRIED_STATUSES = {408, 409, 429}  # and every 5xx: what the SDK retries (its _should_retry)
+_KEY_HINT = ("check ANTHROPIC_API_KEY (environment or .env) or the Prefect Secret block named in "
+             "model.api_key_secret")
+
+
+class _StreamBroken(Exception):
+    """The response started, then broke: retried here, since the SDK's retries are behind us."""
+
+
+class AnthropicProvider(ModelProvider):
+    name = "anthropic"
+
+    def __init__(self, config: ModelConfig, api_key: str, *, max_retries: int = 4, stream_retries: int = 2,
+                 stream_retry_delay: float = 1.0):
+        """``max_retries``: the SDK's retries of request-level failures (its own backoff, honouring
+        ``retry-after``). ``stream_retries``: ours, of streams broken mid-message, after
+        ``stream_retry_delay`` seconds, doubling each time."""
+        if not api_key:
+            raise ModelError("no Anthropic API key given: set ANTHROPIC_API_KEY in the environment or .env, "
+                             "or name a Prefect Secret block in model.api_key_secret")
+        self.config = config
+        self.max_retries = max_retries
+        self.stream_retries = stream_retries
+        self.stream_retry_delay = stream_retry_delay
+        self._secret = api_key  # only to scrub it from any message, should an error ever echo it
+        self._client = anthropic.Anthropic(api_key=api_key, base_url=config.base_url, timeout=config.timeout,
+                                           max_retries=max_retries)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, config_dir: Path, **kwargs: Any) -> AnthropicProvider:
+        """Resolve the key (see ``credentials.anthropic_api_key``) and build the provider."""
+        from .credentials import anthropic_api_key
+
+        return cls(config, anthropic_api_key(config, config_dir), **kwargs)
+
+    def __repr__(self) -> str:  # never the key
+        return f"AnthropicProvider(model={self.config.name!r}, base_url={self.config.base_url!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- the request --------------------------------------------------------------------------
+
+    def request_params(self, request: ModelRequest) -> dict[str, Any]:
+        """The keyword arguments of ``messages.stream``, with cache breakpoints; the request is not modified."""
+        params: dict[str, Any] = {
+            "model": self.config.name,
+            "max_tokens": self.config.max_tokens,
+            "messages": with_message_breakpoint(request.messages),
+        }
+        if request.system:
+            params["system"] = [{"type": "text", "text": request.system, "cache_control": EPHEMERAL}]
+        if request.tools:
+            tools = [_without_cache_control(t) for t in request.tools]
+            tools[-1]["cache_control"] = EPHEMERAL
+            params["tools"] = tools
+            if not request.allow_tools:
+                # Tools stay defined (the cache prefix and the tool_use blocks in the history stay
+                # valid); the model just cannot call one this turn.
+                params["tool_choice"] = {"type": "none"}
+        return params
+
+    def next_turn(self, request: ModelRequest) -> ModelTurn:
+        params = self.request_params(request)
+        attempts = self.stream_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                message = self._stream(params)
+            except _StreamBroken as broken:
+                if attempt < attempts:
+                    delay = self.stream_retry_delay * 2 ** (attempt - 1)
+                    log.warning("Anthropic response stream broke mid-message (%s); retrying in %.2f s (%d/%d)",
+                                self._scrub(str(broken)), delay, attempt, self.stream_retries)
+                    time.sleep(delay)
+                    continue
+                raise ModelError(self._scrub(
+                    f"the Anthropic API response stream broke mid-message {attempts} times in a row (last: {broken}); "
+                    f"each request itself succeeded (the SDK retries failed requests up to {self.max_retries} times), "
+                    f"then the response was cut. Try again later; if it persists, check the network or proxy "
+                    f"between this machine and {self._endpoint()}"), transient=True) from broken
+            except anthropic.APIStatusError as exc:
+                raise self._status_error(exc) from exc
+            except anthropic.APITimeoutError as exc:
+                raise ModelError(self._scrub(
+                    f"the Anthropic API did not answer within model.timeout={self.config.timeout:g} s, "
+                    f"{self.max_retries + 1} attempts ({self.max_retries} SDK retries); try again later or raise "
+                    f"model.timeout"), transient=True) from exc
+            except anthropic.APIConnectionError as exc:
+                cause = exc.__cause__ or exc
+                raise ModelError(self._scrub(
+                    f"could not connect to the Anthropic API at {self._endpoint()} after {self.max_retries + 1} "
+                    f"attempts ({self.max_retries} SDK retries): {type(cause).__name__}: {cause}; check the "
+                    f"network, proxy settings or model.base_url"), transient=True) from exc
+            return self._to_turn(message)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _stream(self, params: dict[str, Any]) -> anthropic.types.Message:
+        try:
+            with self._client.messages.stream(**params) as stream:
+                message = stream.get_final_message()
+        except _httpx.TransportError as exc:
+            # Raised while reading the body (request-level transport errors reach us wrapped in
+            # APIConnectionError, after the SDK's retries): the stream broke after it started.
+            raise _StreamBroken(f"{type(exc).__name__}: {exc}") from exc
+        except anthropic.APIStatusError as exc:
+            error_type, error_message = _api_error(exc)
+            if exc.status_code < 400 and error_type in _TRANSIENT_STREAM_ERRORS:  # an SSE error event
+                raise _StreamBroken(f"error event {error_type}: {error_message}") from exc
+            raise
+        if message.stop_reason is None:
+            raise _StreamBroken("the stream ended before message_stop")
+        return message
+
+    def _to_turn(self, message: Any) -> ModelTurn:
+        u = message.usage
+        usage = Usage(
+            input_tokens=u.input_tokens or 0,
+            output_tokens=u.output_tokens or 0,
+            cache_read_input_tokens=u.cache_read_input_tokens or 0,
+            cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
+        )
+        model = message.model or self.config.name
+        cost = turn_cost(model, usage)
+        if cost is None and model != self.config.name:
+            cost = turn_cost(self.config.name, usage)
+        return ModelTurn(content=[_block_dict(b) for b in message.content], stop_reason=message.stop_reason,
+                         model=model, usage=usage, cost_usd=cost)
+
+    # --- errors -------------------------------------------------------------------------------
+
+    def _status_error(self, exc: anthropic.APIStatusError) -> ModelError:
+        status = exc.status_code
+        error_type, api_message = _api_error(exc)
+        what = f"{status} {error_type}: {api_message}" if status >= 400 else f"{error_type}: {api_message}"
+        name = self.config.name
+        if status == 401:
+            text, transient = f"the Anthropic API rejected the API key ({what}); {_KEY_HINT}", False
+        elif status == 403:
+            text, transient = (f"the API key is not allowed to do this ({what}); check model.name ({name!r}) "
+                               f"and the permissions of the key's workspace; {_KEY_HINT}"), False
+        elif status == 404:
+            text, transient = (f"the Anthropic API does not know the model or endpoint ({what}); check model.name "
+                               f"({name!r}; current models include 'claude-sonnet-5-5') and model.base_url"), False
+        elif status == 402:
+            text, transient = f"the Anthropic account cannot be billed ({what}); check the plan and credits", False
+        elif status == 413:
+            text, transient = (f"the request is too large for the Anthropic API ({what}); the conversation or "
+                               f"a tool result is too long"), False
+        elif status in _SDK_RETRIED_STATUSES or status >= 500:
+            tries = _attempts(exc, self.max_retries)
+            text, transient = (f"the Anthropic API kept failing ({what}) after {tries} attempts (the SDK retried "
+                               f"{tries - 1} times with backoff, honouring retry-after); try again later"), True
+        else:
+            text, transient = (f"the Anthropic API rejected the request ({what}); check model.name ({name!r}) "
+                               f"and model.max_tokens ({self.config.max_tokens})"), False
+        return ModelError(self._scrub(text), transient=transient)
+
+    def _endpoint(self) -> str:
+        return str(self._client.base_url).rstrip("/")
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._secret, "[api key]") if self._secret else text
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def with_message_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy of ``messages`` with ``cache_control`` on the last cacheable block of the latest message.
+
+    Caching prefixes: tools, system, then messages; a breakpoint on the newest block makes the next
+    turn read everything before it from the cache. Any other ``cache_control`` in the messages is
+    dropped, so the request never exceeds the API's 4 breakpoints. The input is not modified.
+    """
+    copied = [{**m, "content": _blocks_without_cache_control(m.get("content"))} for m in messages]
+    if not copied:
+        return copied
+    last = copied[-1]
+    if isinstance(last["content"], str):
+        if last["content"]:
+            last["content"] = [{"type": "text", "text": last["content"], "cache_control": EPHEMERAL}]
+        return copied
+    for block in reversed(last["content"] or []):
+        if block.get("type") in _CACHEABLE_BLOCKS and not (block.get("type") == "text" and not block.get("text")):
+            block["cache_control"] = EPHEMERAL
+            break
+    return copied
+
+
+def _blocks_without_cache_control(content: Any) -> Any:
+    if isinstance(content, list):
+        return [_without_cache_control(b) if isinstance(b, dict) else b for b in content]
+    return copy.deepcopy(content)
+
+
+def _without_cache_control(block: dict[str, Any]) -> dict[str, Any]:
+    return {k: copy.deepcopy(v) for k, v in block.items() if k != "cache_control"}
+
+
+def _block_dict(block: Any) -> dict[str, Any]:
+    data = block.model_dump(mode="json", exclude_none=True)
+    data.pop("parsed_output", None)  # an SDK-side field of streamed text blocks; the API would reject it
+    return data
+
+
+def _api_error(exc: anthropic.APIStatusError) -> tuple[str, str]:
+    """The API's error type and message, from its JSON body when there is one."""
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error") if isinstance(body.get("error"), dict) else body
+        return str(error.get("type") or "error"), str(error.get("message") or exc.message)
+    return "error", str(body or exc.message)
+
+
+def _attempts(exc: anthropic.APIStatusError, max_retries: int) -> int:
+    """How many requests were sent: the SDK numbers its retries in a request header."""
+    try:
+        return int(exc.response.request.headers["x-stainless-retry-count"]) + 1
+    except (KeyError, ValueError, AttributeError, RuntimeError):
+        return max_retries + 1

@@ -1,0 +1,80 @@
+"""The model-provider interface: given the conversation so far, produce the assistant's next turn.
+
+Messages use the Anthropic Messages format (plain dicts) everywhere: it is what the one real
+provider speaks and what transcripts store, so replay reads back exactly what was sent.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+RUN_PYTHON_TOOL = "run_python_code"
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read_input_tokens + self.cache_creation_input_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(**{k: getattr(self, k) + getattr(other, k) for k in asdict(self)})
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class ModelTurn:
+    """One assistant message and what it cost."""
+
+    content: list[dict[str, Any]]  # Anthropic content blocks: text, tool_use, thinking, ...
+    stop_reason: str  # end_turn | tool_use | max_tokens | pause_turn | refusal | stop_sequence
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = None  # None when the price of the model is unknown
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(b["text"] for b in self.content if b.get("type") == "text" and b.get("text"))
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return [b for b in self.content if b.get("type") == "tool_use"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"content": self.content, "stop_reason": self.stop_reason, "model": self.model,
+                "usage": self.usage.to_dict(), "cost_usd": self.cost_usd}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelTurn:
+        return cls(content=data["content"], stop_reason=data["stop_reason"], model=data["model"],
+                   usage=Usage(**data.get("usage", {})), cost_usd=data.get("cost_usd"))
+
+
+@dataclass
+class ModelRequest:
+    """Everything a provider needs for one turn."""
+
+    system: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    allow_tools: bool = True  # False: the final-report turn, tools defined but not callable
+
+
+class ModelProvider(ABC):
+    name: str
+
+    @abstractmethod
+    def next_turn(self, request: ModelRequest) -> ModelTurn:
+        """Return the assistant's next turn. Raise ``ModelError`` once transient errors are exhausted."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

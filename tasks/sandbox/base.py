@@ -1,0 +1,80 @@
+"""The sandbox interface every provider implements (local bubblewrap kernel, Daytona).
+
+A sandbox is a stateful Python session in an isolated machine or namespace, with a work folder that
+holds ``data/`` (the uploaded datasets) and ``outputs/`` (files the analysis wants brought back).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+DATA_DIR = "data"
+OUTPUTS_DIR = "outputs"
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One image an execution produced, as PNG bytes."""
+
+    name: str  # e.g. "figure-1.png" or the file's path under outputs/
+    png: bytes
+    source: Literal["figure", "file"]
+
+
+@dataclass(frozen=True)
+class CodeError:
+    """An exception raised by the analysis code (not by the sandbox)."""
+
+    name: str
+    message: str
+    traceback: str
+
+
+@dataclass
+class ExecutionResult:
+    stdout: str = ""
+    stderr: str = ""
+    error: CodeError | None = None
+    timed_out: bool = False
+    charts: list[Chart] = field(default_factory=list)
+    duration_s: float = 0.0
+    state_reset: bool = False  # the session had to be restarted (after a hung timeout): variables are gone
+    # Notes from the sandbox itself, not printed by the code: running without isolation, a timeout, a
+    # restart, an image under outputs/ that could not be returned.
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.timed_out
+
+
+class Sandbox(ABC):
+    """Provision, upload, run code, tear down. ``teardown`` is idempotent and safe after a failed
+    ``provision``; the context manager guarantees it."""
+
+    @abstractmethod
+    def provision(self) -> None: ...
+
+    @abstractmethod
+    def upload(self, local_path: Path, name: str) -> str:
+        """Stream a local file to ``data/<name>`` without reading it whole; return that relative path."""
+
+    @abstractmethod
+    def run_code(self, code: str, timeout: float | None = None) -> ExecutionResult: ...
+
+    @abstractmethod
+    def teardown(self) -> None: ...
+
+    def __enter__(self) -> Sandbox:
+        try:
+            self.provision()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.teardown()

@@ -1,0 +1,143 @@
+"""Memory and CPU limits for the kernel's process tree.
+
+Two layers, because neither alone gives both a clear error and a hard bound:
+
+* ``RLIMIT_AS`` on every process (inherited from bwrap): a large allocation fails at once with a
+  ``MemoryError`` the analysis code sees, and the session keeps its state. It counts address space,
+  not RAM: thread stacks, malloc arenas and mapped libraries reserve ~0.5 GB in a kernel that has
+  imported pandas and matplotlib, so the cap is ``memory + ADDRESS_SPACE_SLACK``.
+* A cgroup v1 memory controller, when this machine lets us create one (root with a writable
+  ``/sys/fs/cgroup/memory``): bounds the RAM of all the sandbox's processes together, including
+  subprocesses and its tmpfs ``/tmp``. Past it the kernel OOM-kills a process inside the group; the
+  provider reports that and restarts the session. Elsewhere only the first layer applies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import signal
+import time
+import uuid
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ADDRESS_SPACE_SLACK = 512 * 1024**2
+_CGROUP_V1_ROOT = Path("/sys/fs/cgroup/memory")
+
+
+def _own_memory_cgroup() -> Path | None:
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return _CGROUP_V1_ROOT / path.lstrip("/")
+    return None
+
+
+class MemoryCgroup:
+    """A child memory cgroup of our own, or nothing if the machine does not allow one."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._procs = str(path / "cgroup.procs")
+
+    @classmethod
+    def create(cls, limit_bytes: int) -> MemoryCgroup | None:
+        parent = _own_memory_cgroup()
+        if parent is None or not os.access(parent, os.W_OK):
+            return None
+        path = parent / f"analyst-sandbox-{uuid.uuid4().hex[:12]}"
+        try:
+            path.mkdir()
+            (path / "memory.limit_in_bytes").write_text(str(limit_bytes))
+            swap = path / "memory.memsw.limit_in_bytes"
+            if swap.exists():  # otherwise the limit would only push the sandbox into swap
+                swap.write_text(str(limit_bytes))
+        except OSError as exc:
+            log.debug("no memory cgroup for the sandbox (%s); relying on RLIMIT_AS only", exc)
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+            return None
+        return cls(path)
+
+    def join_from_child(self) -> None:
+        """Called between fork and exec: "0" moves the writing process itself (cgroup v1)."""
+        fd = os.open(self._procs, os.O_WRONLY)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+
+    def oom_kills(self) -> int:
+        try:
+            text = (self.path / "memory.oom_control").read_text()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+        return 0
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(p) for p in Path(self._procs).read_text().split()]
+        except OSError:
+            return []
+
+    def kill_all(self, wait_s: float = 3.0) -> None:
+        deadline = time.monotonic() + wait_s
+        while (pids := self.pids()) and time.monotonic() < deadline:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.02)
+
+    def remove(self) -> None:
+        self.kill_all()
+        for _ in range(50):  # a just-killed group can stay busy for a moment
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)
+        log.warning("could not remove the sandbox's memory cgroup %s", self.path)
+
+
+def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None):
+    """The function run in the child between fork and exec. Everything it needs is computed here:
+    after fork only plain system calls are safe (the parent may have other threads)."""
+    address_space = memory_bytes + ADDRESS_SPACE_SLACK
+    allowed = sorted(os.sched_getaffinity(0))
+    cpu_set = set(allowed[:cpus])
+    setrlimit, sched_setaffinity = resource.setrlimit, os.sched_setaffinity
+    rlimit_as, rlimit_core = resource.RLIMIT_AS, resource.RLIMIT_CORE
+    join = cgroup.join_from_child if cgroup is not None else None
+
+    def preexec() -> None:
+        if join is not None:
+            join()
+        setrlimit(rlimit_as, (address_space, address_space))
+        setrlimit(rlimit_core, (0, 0))  # a crashing kernel must not drop a core file of GBs
+        sched_setaffinity(0, cpu_set)
+
+    return preexec
+
+
+def describe_bytes(n: int) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} bytes"

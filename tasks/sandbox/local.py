@@ -1,0 +1,271 @@
+"""The local provider: a stateful ipykernel confined by bubblewrap on this machine.
+
+Host layout, two temporary folders per sandbox:
+
+* the work folder (under ``work_root`` if given): ``data/`` and ``outputs/``, seen inside as
+  ``/sandbox`` (the kernel's working directory), so code and tracebacks always say ``/sandbox/...``;
+* a short run folder under the temp dir: the kernel's log, its passwd/group files and ``ipc/`` (the
+  Unix sockets, seen inside as ``/run/kernel``). Kept apart from the work folder so a deep
+  ``work_root`` cannot push a socket path past the ~107-byte Unix limit, and so the analysis
+  never sees the sockets among its files.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tasks.config.schema import SandboxConfig
+from tasks.errors import SandboxError
+from tasks.sandbox import pycache, work_folder
+from tasks.sandbox.base import DATA_DIR, OUTPUTS_DIR, Chart, CodeError, ExecutionResult, Sandbox
+from tasks.sandbox.bubblewrap import IPC_INSIDE, PYCACHE_INSIDE, build_command, find_bwrap, write_identity_files
+from tasks.sandbox.kernel_session import KernelSession, Launch
+from tasks.sandbox.limits import MemoryCgroup, describe_bytes, make_preexec
+from tasks.sandbox.output_buffer import OutputBuffer
+
+# Imported in the background right after start-up, while the model is still writing the first
+# cell; the first run waits for them (outside its timeout) instead of paying ~2 s itself.
+DEFAULT_WARM_IMPORTS = ("numpy", "pandas", "matplotlib.pyplot")
+START_TIMEOUT_S = 30.0
+INTERRUPT_GRACE_S = 2.0
+MAX_SOCKET_PATH = 100
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "POLARS_MAX_THREADS", "RAYON_NUM_THREADS")
+NO_ISOLATION_WARNING = (
+    "sandbox isolation is off (isolation: none): this code ran directly on the host, with access to "
+    "its files, network and environment"
+)
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+class LocalSandbox(Sandbox):
+    def __init__(self, config: SandboxConfig, work_root: Path | None = None, *,
+                 warm_imports: tuple[str, ...] = DEFAULT_WARM_IMPORTS):
+        self.config = config
+        self.work_root = Path(work_root) if work_root is not None else None
+        self.warm_imports = tuple(warm_imports)
+        self._work_dir: Path | None = None
+        self._run_dir: Path | None = None
+        self._session: KernelSession | None = None
+        self._cgroup: MemoryCgroup | None = None
+        self._warmup_id: str | None = None
+        self._figures = 0
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def isolated(self) -> bool:
+        return self.config.isolation != "none"
+
+    @property
+    def work_dir(self) -> Path:
+        """The host folder holding data/ and outputs/ (``/sandbox`` inside)."""
+        if self._work_dir is None:
+            raise SandboxError("the sandbox is not provisioned")
+        return self._work_dir
+
+    # -- provision / teardown ----------------------------------------------------------------
+
+    def provision(self) -> None:
+        if self._closed:
+            raise SandboxError("this sandbox was torn down; create a new one")
+        if self._session is not None:
+            return
+        bwrap = find_bwrap() if self.isolated else None  # refuse before creating anything
+        try:
+            self._provision(bwrap)
+        except BaseException:
+            self._release()  # leave nothing behind, so provision can simply be retried
+            raise
+
+    def _provision(self, bwrap: str | None) -> None:
+        if self.work_root is not None:
+            self.work_root.mkdir(parents=True, exist_ok=True)
+        self._work_dir = Path(tempfile.mkdtemp(prefix="sandbox-", dir=self.work_root))
+        for sub in (DATA_DIR, OUTPUTS_DIR):
+            (self._work_dir / sub).mkdir()
+        self._run_dir = Path(tempfile.mkdtemp(prefix="analyst-k-"))
+        ipc = self._run_dir / "ipc"
+        ipc.mkdir(mode=0o700)
+        if len(f"{ipc}/k-1") > MAX_SOCKET_PATH:
+            raise SandboxError(f"the temp folder path {tempfile.gettempdir()!r} is too long for the kernel's "
+                               "Unix sockets; set TMPDIR to a short folder such as /tmp")
+        self._cgroup = MemoryCgroup.create(self.config.memory_bytes)
+        self._session = KernelSession(self._launch(bwrap, ipc))
+        self._start_kernel()
+
+    def _launch(self, bwrap: str | None, ipc: Path) -> Launch:
+        assert self._work_dir is not None and self._run_dir is not None
+        home = "/tmp" if bwrap else str(self._run_dir / "home")
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": home, "USER": "sandbox", "LANG": "C.UTF-8",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            "MPLCONFIGDIR": f"{home}/.matplotlib", "IPYTHONDIR": f"{home}/.ipython",
+            # Few malloc arenas: each reserves 64 MiB of address space, which RLIMIT_AS counts.
+            "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            **{var: str(self.config.cpus) for var in THREAD_VARS},
+        }
+        if sys.prefix != sys.base_prefix:
+            env["VIRTUAL_ENV"] = sys.prefix
+        bytecode = pycache.ready_cache()
+        if bytecode is not None:
+            env["PYTHONPYCACHEPREFIX"] = PYCACHE_INSIDE if bwrap else str(bytecode)
+        ipc_inside = IPC_INSIDE if bwrap else str(ipc)
+        argv = self._kernel_argv(f"{ipc_inside}/kernel.json")
+        preexec = make_preexec(memory_bytes=self.config.memory_bytes, cpus=self.config.cpus, cgroup=self._cgroup)
+        log_path = self._run_dir / "kernel.log"
+        if bwrap is None:
+            Path(home).mkdir()
+            env["JPY_PARENT_PID"] = str(os.getpid())  # without bwrap, ipykernel's own parent watch
+            return Launch(argv, env, self._work_dir, ipc, ipc_inside, log_path, preexec)
+        cmd = build_command(
+            bwrap=bwrap, work_dir=self._work_dir, ipc_dir=ipc, identity_files=write_identity_files(self._run_dir),
+            env=env, tmp_bytes=self.config.memory_bytes, argv=argv, pycache=bytecode,
+        )
+        # bwrap's own environment is readable inside (/proc/1/environ): give it nothing at all.
+        return Launch(cmd, {}, self._work_dir, ipc, ipc_inside, log_path, preexec)
+
+    def _kernel_argv(self, connection_file: str) -> list[str]:
+        return [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file,
+                "--HistoryManager.enabled=False"]
+
+    def _start_kernel(self, warm: bool = True) -> None:
+        assert self._session is not None
+        self._session.start(START_TIMEOUT_S)
+        self._warmup_id = None
+        if warm and self.warm_imports:
+            code = "\n".join(f"try:\n    __import__({m!r})\nexcept Exception:\n    pass" for m in self.warm_imports)
+            self._warmup_id = self._session.send_execute(code, silent=True)
+
+    def _restart(self, warm: bool = True) -> None:
+        if self._closed or self._session is None:
+            raise SandboxError("the sandbox was torn down")
+        self._session.kill()
+        if self._cgroup is not None:
+            self._cgroup.kill_all()
+        self._start_kernel(warm)
+
+    def teardown(self) -> None:
+        self._closed = True
+        self._release()
+
+    def _release(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.kill()
+        cgroup, self._cgroup = self._cgroup, None
+        if cgroup is not None:
+            cgroup.remove()
+        for folder in (self._work_dir, self._run_dir):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        self._work_dir = self._run_dir = None
+
+    # -- upload ---------------------------------------------------------------------------
+
+    def upload(self, local_path: Path, name: str) -> str:
+        return work_folder.upload(self.work_dir, Path(local_path), name)
+
+    # -- run ------------------------------------------------------------------------------
+
+    def run_code(self, code: str, timeout: float | None = None) -> ExecutionResult:
+        with self._lock:
+            try:
+                return self._run(code, self.config.timeout if timeout is None else timeout)
+            except SandboxError:
+                raise
+            except Exception as exc:
+                if self._closed:
+                    raise SandboxError("the sandbox was torn down during the run") from exc
+                raise
+
+    def _run(self, code: str, timeout: float) -> ExecutionResult:
+        if self._session is None:
+            raise SandboxError("the sandbox is not provisioned" if not self._closed else "the sandbox was torn down")
+        result = ExecutionResult()
+        if not self.isolated:
+            result.warnings.append(NO_ISOLATION_WARNING)
+        if self._warmup_id is not None:
+            warm = self._session.wait_reply(self._warmup_id, START_TIMEOUT_S)
+            self._warmup_id = None
+            if warm.status in ("hung", "died"):
+                self._restart(warm=False)
+        if not self._session.alive:  # it died between runs (e.g. a background thread crashed it)
+            self._restart()
+            result.state_reset = True
+            result.warnings.append("the Python session had died since the last run and was restarted: "
+                                   "variables, imports and loaded data are gone")
+        outputs = self.work_dir / OUTPUTS_DIR
+        before = work_folder.snapshot(outputs)
+        out, err = OutputBuffer(self.config.max_output_chars), OutputBuffer(self.config.max_output_chars)
+        figures: list[Chart] = []
+
+        def on_output(msg: dict[str, Any]) -> None:
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                (err if content.get("name") == "stderr" else out).write(content.get("text", ""))
+            elif kind in ("display_data", "execute_result"):
+                data = content.get("data", {})
+                if "image/png" in data:
+                    self._figures += 1
+                    figures.append(Chart(f"figure-{self._figures}.png", base64.b64decode(data["image/png"]), "figure"))
+                elif "text/plain" in data:
+                    out.write(str(data["text/plain"]) + "\n")
+
+        oom_kills = self._cgroup.oom_kills() if self._cgroup else 0
+        started = time.perf_counter()
+        msg_id = self._session.send_execute(code)
+        outcome = self._session.collect(msg_id, timeout, on_output, interrupt_grace=INTERRUPT_GRACE_S)
+        limit = describe_bytes(self.config.memory_bytes)
+        gone = "variables, imports and loaded data are gone"
+        if outcome.status == "died":
+            oom = self._cgroup is not None and self._cgroup.oom_kills() > oom_kills
+            exit_code = self._session.proc.returncode if self._session.proc else None
+            self._restart()
+            result.state_reset = True
+            result.error = (
+                CodeError("MemoryError", f"the code used more than the sandbox's memory limit of {limit}, so the "
+                                         f"Python session was killed and restarted: {gone}", "")
+                if oom else
+                CodeError("KernelDied", f"the Python session exited unexpectedly (exit code {exit_code}) and was "
+                                        f"restarted: {gone}", "")
+            )
+        elif outcome.status == "hung":
+            self._restart()
+            result.timed_out = result.state_reset = True
+            result.warnings.append(f"the code ran past its {timeout:g} s time limit and did not stop when "
+                                   f"interrupted; the Python session was restarted: {gone}")
+        elif outcome.interrupted and outcome.status != "ok":
+            result.timed_out = True
+            result.warnings.append(f"the code ran past its {timeout:g} s time limit and was interrupted "
+                                   "(variables defined before are kept)")
+        elif outcome.status == "error":
+            result.error = self._code_error(outcome.content, limit)
+        result.duration_s = time.perf_counter() - started
+        files, notes = work_folder.collect(outputs, before)
+        result.charts = figures + files
+        result.warnings.extend(notes)
+        result.stdout, result.stderr = strip_ansi(out.getvalue()), strip_ansi(err.getvalue())
+        return result
+
+    @staticmethod
+    def _code_error(content: dict[str, Any], limit: str) -> CodeError:
+        name, message = str(content.get("ename", "Error")), str(content.get("evalue", ""))
+        if name.endswith("MemoryError"):  # numpy raises _ArrayMemoryError, a MemoryError subclass
+            message = f"{message + ': ' if message else ''}the sandbox's memory limit is {limit}"
+        traceback = strip_ansi("\n".join(content.get("traceback", [])))
+        return CodeError(name=name, message=message, traceback=traceback)

@@ -1,0 +1,1 @@
+"""Stand-ins for external services, served on loopback so the real client libraries are exercised."""
