@@ -31,8 +31,16 @@ bubblewrap:
 	    echo "The local sandbox needs bubblewrap. Install it with:  sudo apt-get install bubblewrap"; exit 1; \
 	  fi; }
 
+DEMO := configs/retail-sales.yaml
 demo: setup
-	$(VENV)/bin/analyst demo
+	@if [ -n "$$ANTHROPIC_API_KEY" ] || grep -qs '^ANTHROPIC_API_KEY=.' .env configs/.env; then \
+	  $(VENV)/bin/analyst run $(DEMO); \
+	else \
+	  echo "No ANTHROPIC_API_KEY (environment or .env): replaying the example transcript"; \
+	  echo "configs/retail-sales.transcript.json instead of asking Claude. Its code cells run again, for"; \
+	  echo "real, in the local sandbox; the model's turns come from the file (scripted, not a live model)."; \
+	  $(VENV)/bin/analyst run $(DEMO) --replay configs/retail-sales.transcript.json; \
+	fi
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -87,7 +87,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         _teardown(sandbox)
         provider.close()
         _collect(transcript, run_dir)
-    return summarize(transcript, run_dir)
+    return summarize(transcript, run_dir) | ({"replayed": replay} if replay else {})
 
 
 def summarize(transcript: Transcript, run_dir: Path) -> dict[str, Any]:

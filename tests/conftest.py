@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -18,3 +19,36 @@ def anthropic_api() -> Iterator[FakeAnthropicAPI]:
     """
     with FakeAnthropicAPI() as api:
         yield api
+
+
+@pytest.fixture(scope="session")
+def _local_prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real local Prefect server (SQLite, a free port, a temporary home) for the whole session:
+    the path `analyst run` takes, and far cheaper than a temporary server per test module."""
+    from flows import local_server
+
+    home = tmp_path_factory.mktemp("prefect-server") / "analyst"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANALYST_HOME", str(home))
+        patch.setenv("ANALYST_SERVER_PORT", str(port))
+        patch.delenv("PREFECT_API_URL", raising=False)
+        try:
+            yield local_server.ensure_server()
+        finally:
+            from prefect.logging.handlers import APILogHandler
+
+            APILogHandler().flush()  # send the last run logs while the server is still there
+            local_server.stop()
+
+
+@pytest.fixture
+def prefect_api(_local_prefect_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point this process's Prefect at the session's local server (other tests may have moved it)."""
+    from flows import local_server
+
+    monkeypatch.setenv("PREFECT_API_URL", _local_prefect_server)
+    local_server.use_api_url(_local_prefect_server, local=True)
+    return _local_prefect_server

@@ -26,6 +26,9 @@ def run(
 ) -> None:
     """Run an analysis: validate the data, run Claude's loop in a sandbox, write the report."""
     console = Console(stderr=as_json, quiet=as_json, highlight=False)
+    # Our progress replaces Prefect's console logs; they still reach the server and its UI. Set
+    # before prefect is imported (loading a config with a schedule imports it).
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     with user_errors():
         overrides = parse_overrides(set_)
         loaded = load_config(config, overrides)  # fail fast, before any server or flow run exists
@@ -33,9 +36,6 @@ def run(
             err_console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
         if replay is not None and not replay.is_file():
             raise typer.BadParameter(f"no such transcript: {replay}", param_hint="--replay")
-        if as_json:  # keep Prefect's console logs out of the one JSON object (they still reach the UI)
-            os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-
         from flows.local_server import configure_prefect, flow_run_url
 
         api_url = configure_prefect()
@@ -54,6 +54,7 @@ def run(
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
     else:
+        _print_data_failures(console, error)
         _print_summary(console, summary)
     if error is not None and not _is_user_error(error):
         if os.environ.get("ANALYST_DEBUG"):
@@ -87,10 +88,23 @@ def _summary(result, error, progress, api_url, flow_run_url) -> dict[str, Any]:
     return summary
 
 
+def _print_data_failures(console: Console, error: BaseException | None) -> None:
+    from tasks.validate import DataInvalid
+
+    if isinstance(error, DataInvalid):
+        from flows.cli.tables import print_dataset_report
+
+        for report in error.reports:
+            if not report.valid:
+                print_dataset_report(console, report)
+
+
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     status = summary.get("status", "failed")
     colour = "green" if status == "completed" else ("yellow" if status in COMPLETE else "red")
     table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")  # links and paths whole, never cut with an ellipsis
     table.add_row("status", f"[{colour}]{status}[/] {summary.get('detail') or ''}".rstrip())
     if summary.get("error"):
         table.add_row("error", summary["error"])
@@ -105,7 +119,9 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     if summary.get("iterations") is not None:
         table.add_row("iterations", str(summary["iterations"]))
     usage = summary.get("usage")
-    if usage:
+    if summary.get("replayed"):
+        table.add_row("model", f"replayed from {summary['replayed']} (no model called, no cost)")
+    elif usage:
         cost = summary.get("cost_usd")
         tokens = f"{usage['input_tokens']:,} in, {usage['output_tokens']:,} out, " \
                  f"{usage['cache_read_input_tokens']:,} cache read, {usage['cache_creation_input_tokens']:,} cache write"

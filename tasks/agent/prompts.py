@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from tasks.datasets.report import DatasetReport, render_summary
 from tasks.sandbox.base import DATA_DIR, OUTPUTS_DIR
@@ -60,4 +61,5 @@ def build_system_prompt(
 
 def dataset_prompt_summary(report: DatasetReport, sandbox_path: str) -> str:
     """One dataset as Claude sees it: where it is in the sandbox, then its validation summary."""
-    return f"### `{sandbox_path}`\n{render_summary(report)}"
+    # The sandbox path, not the host's: Claude cannot see the host, and the prompt is kept in transcripts.
+    return f"### `{sandbox_path}`\n{render_summary(replace(report, source=sandbox_path))}"

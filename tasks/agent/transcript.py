@@ -21,6 +21,10 @@ TRANSCRIPT_VERSION = 1
 TRANSCRIPT_FILE = "transcript.json"
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -127,6 +131,7 @@ class Transcript:
         """Write atomically: a crash mid-write must not destroy the previous iteration's record."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".transcript-", suffix=".json")
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it 0600; a transcript is as readable as the report
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(self.to_dict(), handle, indent=1, ensure_ascii=False)
         os.replace(tmp, path)

@@ -7,6 +7,8 @@ config file's folder.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import re
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -124,6 +126,20 @@ class ModelConfig(Strict):
         return self
 
 
+def parse_minutes(value: int | str) -> int:
+    """Daytona's lifetime knobs count whole minutes: 15 -> 15; '90s' -> 2, '1h' -> 60 (rounded up)."""
+    if isinstance(value, bool):
+        raise ValueError("expected minutes or a duration such as '15m', '1h'")
+    if isinstance(value, int):
+        return value
+    if str(value).strip().isdigit():
+        return int(str(value).strip())
+    return math.ceil(parse_duration(value) / 60)
+
+
+_DOMAIN = re.compile(r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
+
+
 class SandboxConfig(Strict):
     provider: Literal["local", "daytona"] = "local"
     timeout: float = Field(120.0, gt=0, description="Seconds for one code execution.")
@@ -131,6 +147,19 @@ class SandboxConfig(Strict):
     cpus: int = Field(1, ge=1, le=64)
     max_output_chars: int = Field(20_000, ge=200)
     isolation: Literal["bubblewrap", "none"] = "bubblewrap"
+    # -- daytona only (the local provider ignores these) -----------------------------------------
+    snapshot: str | None = Field(None, description="Daytona snapshot to start from (default: Daytona's default).")
+    image: str | None = Field(None, description="Or a container image to build from (slow: minutes).")
+    network: Literal["block", "allow"] | list[str] = Field(
+        "block", description="block (default) | allow | a list of CIDR ranges and domains to allow.")
+    disk: int | str | None = Field(None, description="Disk size, e.g. '10GiB' (with `image`; default Daytona's).")
+    auto_stop_interval: int | str = Field(
+        15, description="Minutes without activity before Daytona stops the sandbox (the crash safety net).")
+    auto_delete_interval: int | str = Field(
+        0, description="Minutes a stopped sandbox is kept before Daytona deletes it (0: at once).")
+    stateful: bool = Field(True, description="Keep variables between runs (code interpreter), or run each cell fresh.")
+    api_key_secret: str | None = Field(None, description="Name of a Prefect Secret block holding DAYTONA_API_KEY.")
+    target: str | None = Field(None, description="Daytona region, e.g. 'us' or 'eu' (default DAYTONA_TARGET).")
 
     @field_validator("memory")
     @classmethod
@@ -139,9 +168,84 @@ class SandboxConfig(Strict):
             raise ValueError("expected at least 256MiB")
         return value
 
+    @field_validator("disk")
+    @classmethod
+    def _disk(cls, value: int | str | None) -> int | str | None:
+        if value is not None and parse_size(value) < 1024**3:
+            raise ValueError("expected at least 1GiB")
+        return value
+
+    @field_validator("snapshot", "image", "api_key_secret", "target")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("expected a non-empty name, or remove the key")
+        return value
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, str):
+            return value
+        if not value:
+            raise ValueError("an empty allow list blocks everything: write 'block' instead")
+        bad = [entry for entry in value if _allow_entry_kind(entry) is None]
+        if bad:
+            raise ValueError(f"not a CIDR range (e.g. 10.0.0.0/8) or a domain (e.g. pypi.org): {', '.join(map(repr, bad))}")
+        return value
+
+    @field_validator("auto_stop_interval")
+    @classmethod
+    def _auto_stop(cls, value: int | str) -> int | str:
+        if parse_minutes(value) < 1:
+            raise ValueError("expected at least 1 minute: 0 would turn off the safety net for a crashed run")
+        return value
+
+    @field_validator("auto_delete_interval")
+    @classmethod
+    def _auto_delete(cls, value: int | str) -> int | str:
+        if parse_minutes(value) < 0:
+            raise ValueError("expected 0 (delete as soon as it stops) or more minutes")
+        return value
+
+    @model_validator(mode="after")
+    def _daytona_consistent(self) -> SandboxConfig:
+        if self.snapshot and self.image:
+            raise ValueError("set either 'snapshot' or 'image', not both")
+        if self.provider == "daytona" and self.auto_stop_minutes * 60 <= self.timeout:
+            raise ValueError(f"auto_stop_interval ({self.auto_stop_minutes} min) must be longer than timeout "
+                             f"({self.timeout:g} s), or Daytona could stop the sandbox during a run")
+        return self
+
     @property
     def memory_bytes(self) -> int:
         return parse_size(self.memory)
+
+    @property
+    def auto_stop_minutes(self) -> int:
+        return parse_minutes(self.auto_stop_interval)
+
+    @property
+    def auto_delete_minutes(self) -> int:
+        return parse_minutes(self.auto_delete_interval)
+
+    @property
+    def network_allow(self) -> tuple[list[str], list[str]]:
+        """The allow list split as Daytona takes it: (CIDR ranges, domains)."""
+        if isinstance(self.network, str):
+            return [], []
+        kinds = [(_allow_entry_kind(e), e.strip()) for e in self.network]
+        return [e for k, e in kinds if k == "cidr"], [e for k, e in kinds if k == "domain"]
+
+
+def _allow_entry_kind(entry: str) -> str | None:
+    entry = str(entry).strip()
+    try:
+        ipaddress.ip_network(entry, strict=False)
+        return "cidr"
+    except ValueError:
+        pass
+    return "domain" if _DOMAIN.match(entry) else None
 
 
 class ScheduleConfig(Strict):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-from prefect.testing.utilities import prefect_test_harness
 
 from tasks.reports import (create_progress, publish_iteration, publish_report, publish_usage, publish_validation,
                            update_progress)
@@ -17,19 +15,10 @@ from tasks.reports import (create_progress, publish_iteration, publish_report, p
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    """One temporary server for the module: starting one takes about ten seconds."""
-    saved = os.environ.get("PREFECT_SERVER_ANALYTICS_ENABLED")
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # no internet: its telemetry call only stalls
-    try:
-        with prefect_test_harness():
-            yield
-    finally:
-        if saved is None:
-            os.environ.pop("PREFECT_SERVER_ANALYTICS_ENABLED", None)
-        else:
-            os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = saved
+@pytest.fixture(autouse=True)
+def _server(prefect_api: str) -> str:
+    """The session's local Prefect server (tests/conftest.py)."""
+    return prefect_api
 
 
 def read_latest(key: str):
@@ -39,7 +28,7 @@ def read_latest(key: str):
     return max(found, key=lambda a: a.created)
 
 
-def test_publish_functions_create_artifacts(prefect_server, transcript, run_dir):
+def test_publish_functions_create_artifacts(transcript, run_dir):
     name = transcript.analysis
 
     @flow(name="publish-reports-test")
