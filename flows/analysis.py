@@ -24,6 +24,8 @@ from tasks.iterate import run_iteration, write_final_report
 from tasks.models import create_provider, run_python_tool
 from tasks.provision import provision_sandbox, teardown_sandbox, upload_datasets
 from tasks.reports import create_progress, publish_iteration, update_progress
+from tasks.reports.publisher import ArtifactPublisher
+from tasks.sandbox.daytona_cleanup import delete_flow_run_sandboxes
 from tasks.validate import validate_datasets
 
 
@@ -31,7 +33,8 @@ def _run_name() -> str:
     return Path(flow_run.parameters.get("config", "analysis")).stem
 
 
-@flow(name="analyze", flow_run_name=_run_name, log_prints=False)
+@flow(name="analyze", flow_run_name=_run_name, log_prints=False,
+      on_crashed=[delete_flow_run_sandboxes], on_cancellation=[delete_flow_run_sandboxes])
 def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | None = None) -> dict[str, Any]:
     """Run the analysis declared in the YAML file ``config``.
 
@@ -63,6 +66,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     events.emit("started", {"flow_run_id": transcript.flow_run_id, "run_dir": str(run_dir)})
 
     sandbox = None
+    publisher = ArtifactPublisher()
     try:
         sandbox = provision_sandbox(loaded, labels={"analysis": cfg.name, "flow-run": transcript.flow_run_id})
         upload_datasets(sandbox, loaded)
@@ -74,11 +78,11 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
                 break
             number = loop.iterations + 1
             record = run_iteration.with_options(name=f"iteration-{number}", task_run_name=f"iteration-{number}")(loop)
-            publish_iteration(cfg.name, record, run_dir)
-            update_progress(progress, 100 * number / limits.max_iterations)
+            publisher.submit(publish_iteration, cfg.name, record, run_dir)
+            publisher.submit(update_progress, progress, 100 * number / limits.max_iterations)
         if not loop.done:
             write_final_report(loop)
-        update_progress(progress, 100)
+        publisher.submit(update_progress, progress, 100)
     except BaseException as exc:
         transcript.fail(f"{type(exc).__name__}: {exc}")
         raise
@@ -86,6 +90,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         transcript.save(run_dir / TRANSCRIPT_FILE)
         _teardown(sandbox)
         provider.close()
+        publisher.close()
         _collect(transcript, run_dir)
     return summarize(transcript, run_dir) | ({"replayed": replay} if replay else {})
 

@@ -44,7 +44,15 @@ class DataError(AnalystError):
 
 
 class SandboxError(AnalystError):
-    """The sandbox cannot be provisioned or used (not an error in the analysis code itself)."""
+    """The sandbox cannot be provisioned or used (not an error in the analysis code itself).
+
+    ``transient``: the same call may well succeed later (a rate limit, a 5xx, a slow start); the
+    provisioning task retries those and never a configuration problem such as a bad API key.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False):
+        self.transient = transient
+        super().__init__(message)
 
 
 class ModelError(AnalystError):

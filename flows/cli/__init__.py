@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from flows.cli.deploy import deploy, serve
 from flows.cli.run import run
+from flows.cli.sandboxes import sandboxes_app
 from flows.cli.server import server_app
 from flows.cli.validate import infer_schema, validate
 
@@ -18,6 +20,9 @@ app = typer.Typer(
 app.command()(validate)
 app.command("infer-schema")(infer_schema)
 app.command()(run)
+app.command()(serve)
+app.command()(deploy)
 app.add_typer(server_app, name="server", help="Start, stop or inspect the local Prefect server.")
+app.add_typer(sandboxes_app, name="sandboxes", help="List or clean up Daytona sandboxes this tool created.")
 
 __all__ = ["app"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tasks.config.schema import SandboxConfig
@@ -11,16 +12,20 @@ from tasks.sandbox.base import Chart, CodeError, ExecutionResult, Sandbox
 __all__ = ["Chart", "CodeError", "ExecutionResult", "Sandbox", "SandboxError", "create_sandbox"]
 
 
-def create_sandbox(config: SandboxConfig, *, labels: dict[str, str] | None = None, **kw: Any) -> Sandbox:
+def create_sandbox(config: SandboxConfig, *, labels: dict[str, str] | None = None,
+                   config_dir: Path | None = None, **kw: Any) -> Sandbox:
     """The provider the config names, not yet provisioned (use it as a context manager).
 
     ``labels`` name the analysis and flow run on cloud sandboxes, so leftovers can be found; a local
-    sandbox dies with its process and needs none.
+    sandbox dies with its process and needs none. ``config_dir`` is the analysis config's folder,
+    whose ``.env`` may hold a cloud provider's API key (default: the current directory's).
     """
     if config.provider == "local":
         from tasks.sandbox.local import LocalSandbox
 
         return LocalSandbox(config, **kw)
     if config.provider == "daytona":
-        raise SandboxError("the daytona provider is not available yet")
+        from tasks.sandbox.daytona import DaytonaSandbox
+
+        return DaytonaSandbox(config, labels, config_dir=config_dir, **kw)
     raise SandboxError(f"unknown sandbox provider {config.provider!r}")

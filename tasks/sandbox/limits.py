@@ -10,6 +10,11 @@ Two layers, because neither alone gives both a clear error and a hard bound:
   ``/sys/fs/cgroup/memory``): bounds the RAM of all the sandbox's processes together, including
   subprocesses and its tmpfs ``/tmp``. Past it the kernel OOM-kills a process inside the group; the
   provider reports that and restarts the session. Elsewhere only the first layer applies.
+
+CPUs: a cgroup v1 ``cpu`` quota (``cpus`` cores' worth of time, on whichever cores are free) when the
+machine allows one; otherwise the kernel is pinned to the first ``cpus`` cores. Pinning is the
+fallback only: on a small machine the pinned core is also the one the flow and the Prefect server
+want, and the analysis then waits for them (seen here: 40% slower cells on 2 cores).
 """
 
 from __future__ import annotations
@@ -25,19 +30,41 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ADDRESS_SPACE_SLACK = 512 * 1024**2
-_CGROUP_V1_ROOT = Path("/sys/fs/cgroup/memory")
+_CGROUP_V1 = Path("/sys/fs/cgroup")
+CFS_PERIOD_US = 100_000
 
 
-def _own_memory_cgroup() -> Path | None:
+def _own_cgroup(controller: str) -> Path | None:
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
         return None
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            return _CGROUP_V1_ROOT / path.lstrip("/")
+        if controller in controllers.split(","):
+            return _CGROUP_V1 / controller / path.lstrip("/")
     return None
+
+
+def _make_cgroup(controller: str, settings: dict[str, str]) -> Path | None:
+    """A child cgroup of ours under ``controller`` with ``settings`` written, or None if not allowed."""
+    parent = _own_cgroup(controller)
+    if parent is None or not os.access(parent, os.W_OK):
+        return None
+    path = parent / f"analyst-sandbox-{uuid.uuid4().hex[:12]}"
+    try:
+        path.mkdir()
+        for name, value in settings.items():
+            if (path / name).exists() or not name.endswith("?"):
+                (path / name.rstrip("?")).write_text(value)
+    except OSError as exc:
+        log.debug("no %s cgroup for the sandbox (%s)", controller, exc)
+        try:
+            path.rmdir()
+        except OSError:
+            pass
+        return None
+    return path
 
 
 class MemoryCgroup:
@@ -49,24 +76,10 @@ class MemoryCgroup:
 
     @classmethod
     def create(cls, limit_bytes: int) -> MemoryCgroup | None:
-        parent = _own_memory_cgroup()
-        if parent is None or not os.access(parent, os.W_OK):
-            return None
-        path = parent / f"analyst-sandbox-{uuid.uuid4().hex[:12]}"
-        try:
-            path.mkdir()
-            (path / "memory.limit_in_bytes").write_text(str(limit_bytes))
-            swap = path / "memory.memsw.limit_in_bytes"
-            if swap.exists():  # otherwise the limit would only push the sandbox into swap
-                swap.write_text(str(limit_bytes))
-        except OSError as exc:
-            log.debug("no memory cgroup for the sandbox (%s); relying on RLIMIT_AS only", exc)
-            try:
-                path.rmdir()
-            except OSError:
-                pass
-            return None
-        return cls(path)
+        # memsw (when present): otherwise the limit would only push the sandbox into swap
+        path = _make_cgroup("memory", {"memory.limit_in_bytes": str(limit_bytes),
+                                       "memory.memsw.limit_in_bytes?": str(limit_bytes)})
+        return cls(path) if path else None
 
     def join_from_child(self) -> None:
         """Called between fork and exec: "0" moves the writing process itself (cgroup v1)."""
@@ -112,10 +125,20 @@ class MemoryCgroup:
                 return
             except OSError:
                 time.sleep(0.02)
-        log.warning("could not remove the sandbox's memory cgroup %s", self.path)
+        log.warning("could not remove the sandbox's cgroup %s", self.path)
 
 
-def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None):
+class CpuCgroup(MemoryCgroup):
+    """A child cpu cgroup with a CFS quota of ``cpus`` cores, or nothing if not allowed."""
+
+    @classmethod
+    def create(cls, cpus: int) -> CpuCgroup | None:  # type: ignore[override]
+        path = _make_cgroup("cpu", {"cpu.cfs_period_us": str(CFS_PERIOD_US),
+                                    "cpu.cfs_quota_us": str(cpus * CFS_PERIOD_US)})
+        return cls(path) if path else None
+
+
+def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None, cpu_cgroup: CpuCgroup | None = None):
     """The function run in the child between fork and exec. Everything it needs is computed here:
     after fork only plain system calls are safe (the parent may have other threads)."""
     address_space = memory_bytes + ADDRESS_SPACE_SLACK
@@ -124,13 +147,17 @@ def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None):
     setrlimit, sched_setaffinity = resource.setrlimit, os.sched_setaffinity
     rlimit_as, rlimit_core = resource.RLIMIT_AS, resource.RLIMIT_CORE
     join = cgroup.join_from_child if cgroup is not None else None
+    join_cpu = cpu_cgroup.join_from_child if cpu_cgroup is not None else None
 
     def preexec() -> None:
         if join is not None:
             join()
         setrlimit(rlimit_as, (address_space, address_space))
         setrlimit(rlimit_core, (0, 0))  # a crashing kernel must not drop a core file of GBs
-        sched_setaffinity(0, cpu_set)
+        if join_cpu is not None:
+            join_cpu()
+        else:
+            sched_setaffinity(0, cpu_set)
 
     return preexec
 

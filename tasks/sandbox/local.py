@@ -29,7 +29,7 @@ from tasks.sandbox import pycache, work_folder
 from tasks.sandbox.base import DATA_DIR, OUTPUTS_DIR, Chart, CodeError, ExecutionResult, Sandbox
 from tasks.sandbox.bubblewrap import IPC_INSIDE, PYCACHE_INSIDE, build_command, find_bwrap, write_identity_files
 from tasks.sandbox.kernel_session import KernelSession, Launch
-from tasks.sandbox.limits import MemoryCgroup, describe_bytes, make_preexec
+from tasks.sandbox.limits import CpuCgroup, MemoryCgroup, describe_bytes, make_preexec
 from tasks.sandbox.output_buffer import OutputBuffer
 
 # Imported in the background right after start-up, while the model is still writing the first
@@ -61,6 +61,7 @@ class LocalSandbox(Sandbox):
         self._run_dir: Path | None = None
         self._session: KernelSession | None = None
         self._cgroup: MemoryCgroup | None = None
+        self._cpu_cgroup: CpuCgroup | None = None
         self._warmup_id: str | None = None
         self._figures = 0
         self._closed = False
@@ -104,6 +105,7 @@ class LocalSandbox(Sandbox):
             raise SandboxError(f"the temp folder path {tempfile.gettempdir()!r} is too long for the kernel's "
                                "Unix sockets; set TMPDIR to a short folder such as /tmp")
         self._cgroup = MemoryCgroup.create(self.config.memory_bytes)
+        self._cpu_cgroup = CpuCgroup.create(self.config.cpus)
         self._session = KernelSession(self._launch(bwrap, ipc))
         self._start_kernel()
 
@@ -126,7 +128,8 @@ class LocalSandbox(Sandbox):
             env["PYTHONPYCACHEPREFIX"] = PYCACHE_INSIDE if bwrap else str(bytecode)
         ipc_inside = IPC_INSIDE if bwrap else str(ipc)
         argv = self._kernel_argv(f"{ipc_inside}/kernel.json")
-        preexec = make_preexec(memory_bytes=self.config.memory_bytes, cpus=self.config.cpus, cgroup=self._cgroup)
+        preexec = make_preexec(memory_bytes=self.config.memory_bytes, cpus=self.config.cpus, cgroup=self._cgroup,
+                               cpu_cgroup=self._cpu_cgroup)
         log_path = self._run_dir / "kernel.log"
         if bwrap is None:
             Path(home).mkdir()
@@ -167,9 +170,10 @@ class LocalSandbox(Sandbox):
         session, self._session = self._session, None
         if session is not None:
             session.kill()
-        cgroup, self._cgroup = self._cgroup, None
-        if cgroup is not None:
-            cgroup.remove()
+        for cgroup in (self._cgroup, self._cpu_cgroup):
+            if cgroup is not None:
+                cgroup.remove()
+        self._cgroup = self._cpu_cgroup = None
         for folder in (self._work_dir, self._run_dir):
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -23,7 +23,7 @@ from tasks.config.schema import SandboxConfig
 from tasks.errors import SandboxError
 from tasks.sandbox import create_sandbox
 from tasks.sandbox.bubblewrap import userns_works
-from tasks.sandbox.limits import MemoryCgroup
+from tasks.sandbox.limits import CFS_PERIOD_US, MemoryCgroup
 from tasks.sandbox.local import LocalSandbox
 from tasks.sandbox.output_buffer import OutputBuffer
 
@@ -167,7 +167,13 @@ print(json.dumps({"uid": os.getuid(), "caps": caps[0], "cpus": len(os.sched_geta
     assert int(seen["caps"], 16) == 0
     if userns_works(shutil.which("bwrap")):
         assert seen["uid"] != 0
-    assert seen["cpus"] == 1 and seen["omp"] == "1"
+    cpu_group = sandbox._cpu_cgroup  # a CFS quota where the machine allows one, else pinned cores
+    if cpu_group is not None:
+        assert (cpu_group.path / "cpu.cfs_quota_us").read_text().strip() == str(CFS_PERIOD_US)
+        assert cpu_group.pids(), "the kernel runs inside the quota's cgroup"
+    else:
+        assert seen["cpus"] == 1
+    assert seen["omp"] == "1"
     assert seen["cwd"] == "/sandbox" and {"data", "outputs"} <= set(seen["ls"])
 
 

@@ -1,0 +1,117 @@
+"""Analysis configs -> Prefect deployments of the ``analyze`` flow, one per config.
+
+A deployment is named after the config's ``name`` (``analyze/<name>``), carries the config's
+schedule, tags and description, and passes the config's absolute path as the ``config``
+parameter, so ``prefect deployment run analyze/<name>`` works from any folder. The flow reloads
+the YAML at every run: prompt, model or data changes apply to the next run; schedule, tags and
+description are read when the deployment is built (restart ``analyst serve`` or re-run
+``analyst deploy`` after changing them).
+
+The entrypoint is the module path ``flows.analysis.analyze``, not a file path relative to the
+folder the command ran in: a process worker runs each flow in a fresh temporary folder, where
+a relative file path points nowhere, while the module imports wherever the project is installed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from tasks.config import LoadedConfig, load_config
+from tasks.errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
+
+YAML_SUFFIXES = (".yaml", ".yml")
+CONFIG_KEYS = ("prompt", "datasets")  # a YAML file in a folder with neither is not an analysis config
+
+
+def find_configs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The config files named by ``paths``: files as given, folders as the analysis configs in them.
+
+    A folder contributes its ``*.yaml``/``*.yml`` files (not its sub-folders) whose top level is a
+    mapping with a ``prompt`` or ``datasets`` key; other YAML there (pandera schemas, say) is
+    skipped. A file that is not valid YAML is kept, so loading reports it rather than hiding it.
+    A file named twice counts once. Raises ConfigError for every missing path and empty folder.
+    """
+    found: dict[Path, None] = {}
+    problems: list[Problem] = []
+    for given in paths:
+        path = Path(given).expanduser().resolve()
+        if path.is_dir():
+            configs = [f for f in sorted(path.iterdir())
+                       if f.suffix in YAML_SUFFIXES and f.is_file() and _looks_like_config(f)]
+            if not configs:
+                problems.append(Problem(str(path), "", "no analysis configs here: expected *.yaml or *.yml "
+                                        f"files with a {' or '.join(map(repr, CONFIG_KEYS))} key"))
+            found.update(dict.fromkeys(configs))
+        elif path.is_file():
+            found[path] = None
+        else:
+            problems.append(Problem(str(path), "", "no such file or folder; expected an analysis YAML "
+                                    "config or a folder of them"))
+    if problems:
+        raise ConfigError(problems)
+    return list(found)
+
+
+def _looks_like_config(path: Path) -> bool:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError):
+        return True
+    return isinstance(raw, dict) and any(k in raw for k in CONFIG_KEYS)
+
+
+def build_deployment(config_path: str | os.PathLike[str] | LoadedConfig) -> RunnerDeployment:
+    """The deployment ``analyze/<name>`` of one config (not registered yet: see ``.apply()``)."""
+    from prefect.deployments.runner import EntrypointType
+
+    from flows.analysis import analyze  # imports prefect; only once a deployment is wanted
+
+    loaded = config_path if isinstance(config_path, LoadedConfig) else load_config(config_path)
+    cfg = loaded.config
+    return analyze.to_deployment(
+        name=cfg.name,
+        parameters={"config": str(loaded.path)},  # absolute: load_config resolves it
+        schedules=[cfg.schedule.to_prefect()] if cfg.schedule else None,
+        tags=cfg.tags,
+        description=cfg.description or None,  # None: the flow's docstring
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+
+
+def load_configs(paths: Iterable[str | os.PathLike[str]]) -> list[LoadedConfig]:
+    """Every config named by ``paths`` (see ``find_configs``), checked together.
+
+    Raises one ConfigError with every problem of every file, and a problem for each config whose
+    ``name`` another one already uses (two deployments cannot share ``analyze/<name>``).
+    """
+    loaded: list[LoadedConfig] = []
+    problems: list[Problem] = []
+    for path in find_configs(paths):
+        try:
+            loaded.append(load_config(path))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    first_of: dict[str, LoadedConfig] = {}
+    for item in loaded:
+        name = item.config.name
+        if name in first_of:
+            problems.append(Problem(str(item.path), "name", f"{name!r} is also the name of {first_of[name].path}; "
+                                    "each analysis needs its own name (it names the deployment analyze/<name>)"))
+        else:
+            first_of[name] = item
+    if problems:
+        raise ConfigError(problems)
+    return loaded
+
+
+def build_deployments(paths: Iterable[str | os.PathLike[str]]) -> list[RunnerDeployment]:
+    """One deployment per config named by ``paths`` (files, or folders of configs)."""
+    return [build_deployment(item) for item in load_configs(paths)]

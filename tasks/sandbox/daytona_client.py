@@ -1,0 +1,149 @@
+"""Talking to the Daytona API: credentials, the SDK client, create parameters, and SDK errors turned
+into ``SandboxError`` (transient or not), shared by the provider, the flow hook and the CLI.
+
+The ``daytona`` SDK takes 1.5 s to import: it is imported inside the functions, never at module load.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.config.loading import dotenv_environment
+from tasks.config.schema import SandboxConfig
+from tasks.errors import SandboxError
+
+DEFAULT_API_URL = "https://app.daytona.io/api"
+# Every sandbox this tool creates carries this label, so `analyst sandboxes` finds them and only them.
+CREATED_BY = ("created-by", "analyst")
+HOW_TO_FIX = ("set DAYTONA_API_KEY in the environment or .env, or name a Prefect Secret block in "
+              "sandbox.api_key_secret")
+# Variables the analysis code may see: nothing from the host, only what makes Python behave.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_key: str
+    api_url: str
+    target: str | None
+
+    def __repr__(self) -> str:  # never print the key
+        return f"Credentials(api_url={self.api_url!r}, target={self.target!r})"
+
+
+def resolve_credentials(config: SandboxConfig, config_dir: Path | None = None) -> Credentials:
+    """The API key from the Prefect Secret block named in ``sandbox.api_key_secret``, else
+    ``DAYTONA_API_KEY`` (environment, then the nearest ``.env`` beside the config or in the cwd).
+
+    The API URL is read from the process environment only, as the SDK does: a ``.env`` in a project
+    folder must not decide where the key is sent. A ``.env`` that tries is refused, not ignored.
+    """
+    env = dotenv_environment(Path(config_dir) if config_dir else Path.cwd())
+    if config.api_key_secret:
+        key = _from_secret_block(config.api_key_secret)
+    else:
+        key = (env.get("DAYTONA_API_KEY") or "").strip()
+    if not key:
+        raise SandboxError(f"no Daytona API key found: {HOW_TO_FIX}")
+    url = (os.environ.get("DAYTONA_API_URL") or "").strip()
+    from_file = (env.get("DAYTONA_API_URL") or "").strip()
+    if from_file and from_file != url:
+        raise SandboxError(
+            "DAYTONA_API_URL is set in a .env file, but where the Daytona API key is sent is only read from "
+            "the process environment (as the daytona SDK does): export DAYTONA_API_URL instead, or remove it "
+            "from .env to use Daytona's cloud")
+    target = config.target or (env.get("DAYTONA_TARGET") or "").strip() or None
+    return Credentials(key, url or DEFAULT_API_URL, target)
+
+
+def _from_secret_block(name: str) -> str:
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(name, _sync=True).get()
+    except ValueError as exc:  # Prefect's "Unable to find block document named ..."
+        raise SandboxError(
+            f"sandbox.api_key_secret: no Prefect Secret block named {name!r} ({exc}); create it in the Prefect "
+            f"UI (Blocks > Secret), or unset sandbox.api_key_secret and set DAYTONA_API_KEY") from None
+    except Exception as exc:  # the Prefect API is unreachable: worth another try
+        raise SandboxError(
+            f"sandbox.api_key_secret: could not load the Prefect Secret block {name!r} "
+            f"({type(exc).__name__}: {exc}); check that the Prefect API is reachable", transient=True) from None
+    if not isinstance(value, str) or not value.strip():
+        raise SandboxError(f"sandbox.api_key_secret: the Prefect Secret block {name!r} holds no API key string")
+    return value.strip()
+
+
+def connect(config: SandboxConfig, config_dir: Path | None = None) -> Any:
+    """A ``daytona.Daytona`` client. It sends nothing yet: a bad key shows on the first request."""
+    from daytona import Daytona, DaytonaConfig
+
+    creds = resolve_credentials(config, config_dir)
+    return Daytona(DaytonaConfig(api_key=creds.api_key, api_url=creds.api_url, target=creds.target))
+
+
+def sandbox_env(config: SandboxConfig) -> dict[str, str]:
+    """The sandbox's environment variables: fixed values, never copied from the host."""
+    return {"MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", **{v: str(config.cpus) for v in THREAD_VARS}}
+
+
+def create_params(config: SandboxConfig, labels: dict[str, str] | None) -> Any:
+    """What the SDK sends to create the sandbox: snapshot or image, labels, env, lifetime, network."""
+    from daytona import CreateSandboxFromImageParams, CreateSandboxFromSnapshotParams, Resources
+
+    cidrs, domains = config.network_allow
+    common: dict[str, Any] = {
+        "language": "python",
+        "labels": {**{k: str(v) for k, v in (labels or {}).items() if v}, CREATED_BY[0]: CREATED_BY[1]},
+        "env_vars": sandbox_env(config),
+        "auto_stop_interval": config.auto_stop_minutes,
+        "auto_delete_interval": config.auto_delete_minutes,
+        "network_block_all": config.network == "block",
+        "network_allow_list": ",".join(cidrs) or None,
+        "domain_allow_list": ",".join(domains) or None,
+        "public": False,
+    }
+    if config.image:
+        gib = 1024**3
+        resources = Resources(cpu=config.cpus, memory=math.ceil(config.memory_bytes / gib),
+                              disk=math.ceil(_disk_bytes(config) / gib) if config.disk is not None else None)
+        return CreateSandboxFromImageParams(image=config.image, resources=resources, **common)
+    # From a snapshot, resources are the snapshot's: the API takes none at creation.
+    return CreateSandboxFromSnapshotParams(snapshot=config.snapshot, **common)
+
+
+def _disk_bytes(config: SandboxConfig) -> int:
+    from tasks.config.schema import parse_size
+
+    return parse_size(config.disk) if config.disk is not None else 0
+
+
+def translate(exc: BaseException, doing: str) -> SandboxError:
+    """An SDK error as a ``SandboxError`` saying what failed and whether trying again may help."""
+    from daytona import DaytonaConnectionError, DaytonaError, DaytonaTimeoutError
+
+    status = getattr(exc, "status_code", None)
+    detail = str(getattr(exc, "message", "") or exc).strip()
+    if status == 401:
+        return SandboxError(f"Daytona rejected the API key while {doing} (HTTP 401): {HOW_TO_FIX}")
+    if status == 403:
+        return SandboxError(f"Daytona refused {doing} (HTTP 403: {detail}): check the API key's permissions "
+                            f"and the organization's limits")
+    if status == 429:
+        return SandboxError(f"Daytona is rate limiting requests (HTTP 429) while {doing}; this is retried with "
+                            f"backoff: if it keeps failing, wait or check your plan's limits", transient=True)
+    if status is not None and status >= 500:
+        return SandboxError(f"Daytona answered HTTP {status} while {doing} ({detail}); this is retried with "
+                            f"backoff: if it keeps failing, check https://status.daytona.io", transient=True)
+    if isinstance(exc, DaytonaConnectionError):
+        return SandboxError(f"cannot reach Daytona while {doing} ({detail}); check DAYTONA_API_URL and the "
+                            f"network", transient=True)
+    if isinstance(exc, DaytonaTimeoutError):
+        return SandboxError(f"Daytona timed out while {doing} ({detail})", transient=True)
+    if isinstance(exc, DaytonaError) and "error state" in detail and "build_failed" not in detail:
+        return SandboxError(f"the Daytona sandbox failed while {doing} ({detail})", transient=True)
+    return SandboxError(f"Daytona failed while {doing}: {detail}")
