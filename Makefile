@@ -50,6 +50,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/sandbox_startup.py
+	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/validate_large.py
 
 clean:

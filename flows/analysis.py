@@ -116,7 +116,10 @@ def _teardown(sandbox: Any) -> None:
     try:
         teardown_sandbox(sandbox)
     except BaseException:  # noqa: BLE001 - cancellation may stop the task engine; tear down directly
-        sandbox.teardown()
+        try:
+            sandbox.teardown()
+        except Exception:  # noqa: BLE001 - never hide the run's own outcome; leftovers: analyst sandboxes cleanup
+            get_run_logger().exception("Could not tear the sandbox down")
 
 
 def _collect(transcript: Transcript, run_dir: Path) -> None:

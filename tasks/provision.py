@@ -26,7 +26,7 @@ def _transient(task, task_run, state) -> bool:
 @task(name="provision-sandbox", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient,
       cache_policy=NONE)
 def provision_sandbox(loaded: LoadedConfig, labels: dict[str, str]) -> Sandbox:
-    sandbox = create_sandbox(loaded.config.sandbox, labels=labels)
+    sandbox = create_sandbox(loaded.config.sandbox, labels=labels, config_dir=loaded.base_dir)
     try:
         sandbox.provision()
     except BaseException:

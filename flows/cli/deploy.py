@@ -65,7 +65,8 @@ def deploy(
         console.print(Text.assemble(
             "Scheduled and triggered runs wait in the pool until a worker picks them up. Start one where this "
             "project is installed (the worker's Python imports flows.analysis) and the configs and their data "
-            "are at the paths above, e.g. from the project folder with its virtualenv active:\n  ", (f"{run_prefix}prefect worker start --pool {shlex.quote(work_pool)}", "bold"),
+            "are at the paths above, e.g. from the project folder with its virtualenv active:\n  ",
+            (f"{run_prefix}prefect worker start --pool {shlex.quote(work_pool)}", "bold"),
         ))
     else:
         console.print("No work pool: runs of these deployments wait until `analyst serve` serves the same configs. "

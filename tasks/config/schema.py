@@ -191,7 +191,8 @@ class SandboxConfig(Strict):
             raise ValueError("an empty allow list blocks everything: write 'block' instead")
         bad = [entry for entry in value if _allow_entry_kind(entry) is None]
         if bad:
-            raise ValueError(f"not a CIDR range (e.g. 10.0.0.0/8) or a domain (e.g. pypi.org): {', '.join(map(repr, bad))}")
+            raise ValueError("not a CIDR range (e.g. 10.0.0.0/8) or a domain (e.g. pypi.org): "
+                             + ", ".join(map(repr, bad)))
         return value
 
     @field_validator("auto_stop_interval")

@@ -30,7 +30,7 @@ CREATE_TIMEOUT_IMAGE_S = 1200.0  # building from a raw image takes minutes
 SETUP_TIMEOUT_S = 120
 DELETE_TIMEOUT_S = 60.0
 ATTEMPT_LABEL = "analyst-attempt"
-DEFAULT_WARM_IMPORTS = ("numpy", "pandas")  # matplotlib.pyplot is always imported (its show is patched)
+DEFAULT_WARM_IMPORTS = ("numpy", "pandas", "matplotlib.pyplot")  # once, at provisioning
 
 
 class DaytonaSandbox(Sandbox):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.config.loading import dotenv_environment
-from tasks.config.schema import SandboxConfig
+from tasks.config.schema import SandboxConfig, parse_size
 from tasks.errors import SandboxError
 
 DEFAULT_API_URL = "https://app.daytona.io/api"
@@ -110,16 +110,10 @@ def create_params(config: SandboxConfig, labels: dict[str, str] | None) -> Any:
     if config.image:
         gib = 1024**3
         resources = Resources(cpu=config.cpus, memory=math.ceil(config.memory_bytes / gib),
-                              disk=math.ceil(_disk_bytes(config) / gib) if config.disk is not None else None)
+                              disk=math.ceil(parse_size(config.disk) / gib) if config.disk is not None else None)
         return CreateSandboxFromImageParams(image=config.image, resources=resources, **common)
     # From a snapshot, resources are the snapshot's: the API takes none at creation.
     return CreateSandboxFromSnapshotParams(snapshot=config.snapshot, **common)
-
-
-def _disk_bytes(config: SandboxConfig) -> int:
-    from tasks.config.schema import parse_size
-
-    return parse_size(config.disk) if config.disk is not None else 0
 
 
 def translate(exc: BaseException, doing: str) -> SandboxError:
@@ -139,11 +133,27 @@ def translate(exc: BaseException, doing: str) -> SandboxError:
     if status is not None and status >= 500:
         return SandboxError(f"Daytona answered HTTP {status} while {doing} ({detail}); this is retried with "
                             f"backoff: if it keeps failing, check https://status.daytona.io", transient=True)
-    if isinstance(exc, DaytonaConnectionError):
-        return SandboxError(f"cannot reach Daytona while {doing} ({detail}); check DAYTONA_API_URL and the "
-                            f"network", transient=True)
+    if isinstance(exc, DaytonaConnectionError) or _dropped_connection(exc):
+        return SandboxError(f"the connection to Daytona failed while {doing} ({detail}); this is retried: if "
+                            f"it keeps failing, check DAYTONA_API_URL and the network", transient=True)
     if isinstance(exc, DaytonaTimeoutError):
         return SandboxError(f"Daytona timed out while {doing} ({detail})", transient=True)
     if isinstance(exc, DaytonaError) and "error state" in detail and "build_failed" not in detail:
         return SandboxError(f"the Daytona sandbox failed while {doing} ({detail})", transient=True)
     return SandboxError(f"Daytona failed while {doing}: {detail}")
+
+
+def _dropped_connection(exc: BaseException) -> bool:
+    """A transport failure the SDK reports as a plain DaytonaError (e.g. httpx's "Server disconnected
+    without sending a response" when a connection drops mid-upload)."""
+    import httpx
+    import urllib3.exceptions
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (httpx.TransportError, urllib3.exceptions.ProtocolError, ConnectionError)):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -84,6 +84,29 @@ def _patch_show():
         plt.show = show
 
 
+class _PyplotHook:
+    """Patches pyplot.show as soon as the analysis imports pyplot (importing it here would cost
+    every session a second)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "matplotlib.pyplot":
+            return None
+        import importlib.util
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                module.show = show
+            spec.loader.exec_module = exec_module
+        return spec
+
+
 def install(directory, warm=()):
     global work
     work = directory
@@ -93,12 +116,9 @@ def install(directory, warm=()):
         os.makedirs(_path(sub), exist_ok=True)
     for stale in os.listdir(_path(".analyst", "figures")):  # left by a session that was restarted
         os.unlink(_path(".analyst", "figures", stale))
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot
-    except Exception:
-        pass
+    os.environ["MPLBACKEND"] = "Agg"
+    if not any(type(f).__name__ == "_PyplotHook" for f in sys.meta_path):
+        sys.meta_path.insert(0, _PyplotHook())
     _patch_show()
     for module in warm:
         try:

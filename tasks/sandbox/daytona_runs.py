@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from tasks.errors import SandboxError
 from tasks.sandbox.base import Chart, CodeError, ExecutionResult
 from tasks.sandbox.daytona_client import translate
-from tasks.sandbox.daytona_harness import (Harvest, display_last_expression, display_prelude, harvest_code, parse_harvest,
-                                          stateless_script)
+from tasks.sandbox.daytona_harness import (Harvest, display_last_expression, display_prelude, harvest_code,
+                                          parse_harvest, stateless_script)
 from tasks.sandbox.local import strip_ansi
 from tasks.sandbox.output_buffer import OutputBuffer
 from tasks.sandbox.work_folder import MAX_FILE_BYTES, PNG_SIGNATURE, _to_png
@@ -226,7 +226,7 @@ def fetch_charts(box: DaytonaSandbox, harvest: Harvest) -> tuple[list[Chart], li
     except DaytonaError as exc:
         return [], notes + [f"could not download the charts: {translate(exc, 'downloading charts')}"]
     charts: list[Chart] = []
-    for (path, name), reply in zip(wanted, replies):
+    for (_, name), reply in zip(wanted, replies, strict=True):
         if reply.error or not isinstance(reply.result, bytes):
             notes.append(f"{name or 'a figure'}: could not be downloaded ({reply.error})")
         elif not name:

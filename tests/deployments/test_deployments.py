@@ -107,7 +107,7 @@ def test_every_problem_of_every_file_is_reported_together(tmp_path) -> None:
     by_file = {(Path(p.file).name, p.key) for p in caught.value.problems}
     assert {("bad.yaml", "name"), ("bad.yaml", "datasets"), ("bad.yaml", "model.max_iteratons")} <= by_file
     assert {("worse.yaml", "prompt"), ("worse.yaml", "schedule")} <= by_file
-    assert any(f == "broken.yml" and "invalid YAML" in str(p) for p in caught.value.problems for f in [Path(p.file).name])
+    assert any(Path(p.file).name == "broken.yml" and "invalid YAML" in p.message for p in caught.value.problems)
     assert not any(Path(p.file).name == "schema.yaml" for p in caught.value.problems)
 
 
@@ -194,7 +194,8 @@ def test_a_served_deployment_runs_when_triggered(prefect_api, tmp_path) -> None:
     config = copy_demo(tmp_path / "configs", "served-sales")
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_RUNNER_POLL_FREQUENCY": "1", "COLUMNS": "200"}
     serving = subprocess.Popen(
-        [sys.executable, "-c", "from flows.cli import app; app()", "serve", config.name], cwd=config.parent, env=env,  # a relative path
+        [sys.executable, "-c", "from flows.cli import app; app()", "serve", config.name],  # a relative path
+        cwd=config.parent, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     lines: queue.Queue[str] = queue.Queue()

@@ -19,7 +19,7 @@ Point the real SDK at it: ``DaytonaConfig(api_key=api.api_key, api_url=api.api_u
 
 Faults: ``fail_creates(503, 429, ...)`` answers the next creations with those statuses
 (``create_anyway=True``: the sandbox is made but the answer is lost); ``fail_deletes(503)``;
-``never_start = True``;
+``never_start = True``; ``hang_next_execution = True`` (an execute that never answers);
 ``cut_uploads(after_bytes=...)`` drops the connection of the next upload mid-body; any request
 without ``Authorization: Bearer <api_key>`` gets 401.
 
@@ -66,6 +66,7 @@ class Context:
     env: dict[str, str]
     proc: asyncio.subprocess.Process | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def ensure_proc(self) -> asyncio.subprocess.Process:
         if self.proc is None or self.proc.returncode is not None:  # a dead worker restarts empty
@@ -76,6 +77,7 @@ class Context:
         return self.proc
 
     def kill(self) -> None:
+        self.closed.set()
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
 
@@ -95,10 +97,11 @@ class FakeSandbox:
 
 
 class FakeDaytonaAPI:
-    def __init__(self, api_key: str = "dtn-test-key", *, start_delay: float = 0.05):
+    def __init__(self, api_key: str = "dtn-test-key", *, start_delay: float = 0.0):
         self.api_key = api_key
         self.start_delay = start_delay
         self.never_start = False
+        self.hang_next_execution = False
         self.requests: list[Recorded] = []
         self.sandboxes: dict[str, FakeSandbox] = {}
         self.deleted: list[str] = []
@@ -222,7 +225,8 @@ class FakeDaytonaAPI:
         started = not self.never_start and time.monotonic() - sandbox.created >= self.start_delay
         return {
             "id": sandbox.id, "organizationId": "org-test", "name": b.get("name") or sandbox.id,
-            "snapshot": b.get("snapshot"), "user": "daytona", "env": b.get("env") or {}, "labels": b.get("labels") or {},
+            "snapshot": b.get("snapshot"), "user": "daytona", "env": b.get("env") or {},
+            "labels": b.get("labels") or {},
             "public": bool(b.get("public")), "networkBlockAll": bool(b.get("networkBlockAll")), "kvm": False,
             "networkAllowList": b.get("networkAllowList"), "domainAllowList": b.get("domainAllowList"),
             "target": b.get("target") or "us", "cpu": b.get("cpu") or 1, "gpu": 0, "memory": b.get("memory") or 1,

@@ -99,14 +99,16 @@ class Toolbox:
         for path in (await request.json())["paths"]:
             target = _path(sandbox, path)
             if target.is_file():
-                head, data = f'name="file"; filename="{path}"\r\nContent-Type: application/octet-stream', target.read_bytes()
+                head = f'name="file"; filename="{path}"\r\nContent-Type: application/octet-stream'
+                data = target.read_bytes()
             else:
                 head = f'name="error"; filename="{path}"\r\nContent-Type: application/json'
                 data = json.dumps({"message": f"file not found: {path}", "statusCode": 404,
                                    "code": "FILE_NOT_FOUND"}).encode()
             chunks.append(f"--{boundary}\r\nContent-Disposition: form-data; {head}\r\n\r\n".encode() + data + b"\r\n")
         chunks.append(f"--{boundary}--\r\n".encode())
-        return web.Response(body=b"".join(chunks), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        return web.Response(body=b"".join(chunks),
+                            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
 
     # -- interpreter ----------------------------------------------------------------------
 
@@ -145,6 +147,11 @@ class Toolbox:
         if context is None:
             context = sandbox.contexts.setdefault("default", Context("default", str(sandbox.work), sandbox.env()))
         self.api.executions.append((sandbox.id, req["code"]))
+        if self.api.hang_next_execution:  # a daemon that never answers, until the context is deleted
+            self.api.hang_next_execution = False
+            await context.closed.wait()
+            await ws.close(code=1011, message=b"context deleted")
+            return ws
         async with context.lock:
             code, reason = await self._run(context, req["code"], float(req.get("timeout") or 600), ws)
         await ws.close(code=code, message=reason.encode())
@@ -173,8 +180,10 @@ class Toolbox:
         assert proc.stdout is not None
         proc.send_signal(signal.SIGINT)
         try:
-            while json.loads(await asyncio.wait_for(proc.stdout.readline(), INTERRUPT_GRACE_S) or b'{"type":"done"}')["type"] != "done":
-                pass
+            while True:
+                line = await asyncio.wait_for(proc.stdout.readline(), INTERRUPT_GRACE_S)
+                if not line or json.loads(line)["type"] == "done":
+                    break
         except asyncio.TimeoutError:
             context.kill()
         return 4008, "execution timed out"
@@ -188,7 +197,8 @@ class Toolbox:
             sys.executable, "-u", WORKER, "code-run", str(artifacts), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=sandbox.work, env=sandbox.env())
         try:
-            output, _ = await asyncio.wait_for(proc.communicate(body["code"].encode()), float(body.get("timeout") or 600))
+            timeout = float(body.get("timeout") or 600)
+            output, _ = await asyncio.wait_for(proc.communicate(body["code"].encode()), timeout)
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()

@@ -84,16 +84,35 @@ def repl():
         proto.write(json.dumps({"type": "done"}) + "\n")
 
 
+def _on_import(name, patch):
+    """Call ``patch(module)`` once ``name`` is imported by the code (importing matplotlib up front
+    would cost every run a second)."""
+    import importlib.util
+
+    class Hook:
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname != name:
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(fullname)
+            if spec is not None and spec.loader is not None:
+                run = spec.loader.exec_module
+
+                def exec_module(module):
+                    run(module)
+                    patch(module)
+                spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, Hook())
+
+
 def code_run(artifacts_path):
     charts = []
-    try:
-        import matplotlib
 
-        matplotlib.use("Agg")
+    def patch(plt):
         import base64
         import io
-
-        import matplotlib.pyplot as plt
 
         def show(*args, **kwargs):
             for number in plt.get_fignums():
@@ -106,8 +125,9 @@ def code_run(artifacts_path):
             plt.close("all")
 
         plt.show = show
-    except ImportError:
-        pass
+
+    os.environ["MPLBACKEND"] = "Agg"
+    _on_import("matplotlib.pyplot", patch)
     code = sys.stdin.read()
     status = 0
     try:

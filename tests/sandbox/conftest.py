@@ -26,7 +26,13 @@ def daytona_api(daytona_server: FakeDaytonaAPI, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("DAYTONA_TARGET", raising=False)
     daytona_server.requests.clear()
     daytona_server.never_start = False
+    daytona_server.start_delay = 0.0
     yield daytona_server
     daytona_server._create_faults.clear()
     daytona_server._upload_faults.clear()
     daytona_server._delete_faults.clear()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # aiohttp's own multipart reader (the stand-in's streamed uploads) calls its deprecated unread_data().
+    config.addinivalue_line("filterwarnings", "ignore:unread_data\\(\\) is deprecated:DeprecationWarning")

@@ -126,8 +126,16 @@ def demo_config(tmp_path):
     return config
 
 
-def test_the_crash_hook_deletes_the_runs_sandboxes(daytona_api, demo_config):
+def test_the_crash_hook_deletes_the_runs_sandboxes(daytona_api, demo_config, monkeypatch, caplog):
+    import logging
+
+    import prefect.logging.loggers
+
     from tasks.sandbox.daytona_cleanup import delete_flow_run_sandboxes
+
+    # The hook logs to the flow run (the Prefect API); here, where no API runs, to a plain logger.
+    monkeypatch.setattr(prefect.logging.loggers, "flow_run_logger", lambda *a: logging.getLogger("hook"))
+    caplog.set_level(logging.INFO, "hook")
 
     run_id = uuid.uuid4()
     crashed = create_sandbox(CONFIG, labels={"analysis": "hook-test", "flow-run": str(run_id)}, warm_imports=())
@@ -136,10 +144,12 @@ def test_the_crash_hook_deletes_the_runs_sandboxes(daytona_api, demo_config):
     other.provision()
     delete_flow_run_sandboxes(None, _flow_run(run_id, str(demo_config)), None)
     assert crashed.sandbox_id in daytona_api.deleted and set(daytona_api.sandboxes) == {other.sandbox_id}
+    assert f"Deleted Daytona sandbox(es) of this run: {crashed.sandbox_id}" in caplog.text
     crashed.teardown()  # the flow's own teardown, if it still runs, finds it gone: fine
     other.teardown()
     delete_flow_run_sandboxes(None, _flow_run(run_id, str(demo_config), {"sandbox.provider": "local"}), None)
     delete_flow_run_sandboxes(None, _flow_run(run_id, "/nonexistent.yaml"), None)  # logs, never raises
+    assert "Could not look for this run's Daytona sandboxes (ConfigError" in caplog.text
     assert daytona_api.sandboxes == {}
 
 

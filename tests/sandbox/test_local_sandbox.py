@@ -446,6 +446,7 @@ def test_isolation_none_runs_and_warns_every_time(tmp_path, monkeypatch):
 
 
 def test_factory():
+    from tasks.sandbox.daytona import DaytonaSandbox
+
     assert isinstance(create_sandbox(CONFIG), LocalSandbox)
-    with pytest.raises(SandboxError, match="daytona provider is not available yet"):
-        create_sandbox(CONFIG.model_copy(update={"provider": "daytona"}))
+    assert isinstance(create_sandbox(CONFIG.model_copy(update={"provider": "daytona"})), DaytonaSandbox)
