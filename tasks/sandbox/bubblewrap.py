@@ -119,17 +119,19 @@ def build_command(
     for key, value in env.items():
         cmd += ["--setenv", key, value]
     cmd += ["--ro-bind", "/usr", "/usr", *_link_args()]
+    # /proc, /dev and the tmpfs mounts first: a later bind may live below them (a virtualenv
+    # under /tmp, as in a CI checkout there), and a mount made after would hide it.
+    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    # Private tmpfs mounts live in RAM: cap them so /tmp cannot eat the host's memory.
+    sized = "--size" in _help_text(bwrap)
+    for mount in ("/tmp", "/dev/shm"):
+        cmd += (["--size", str(tmp_bytes)] if sized else []) + ["--tmpfs", mount]
     for path in _ETC_FILES:
         cmd += ["--ro-bind-try", path, path]
     for root in python_roots():
         cmd += ["--ro-bind", root, root]
     for inside, host in identity_files.items():
         cmd += ["--ro-bind", str(host), inside]
-    cmd += ["--proc", "/proc", "--dev", "/dev"]
-    # Private tmpfs mounts live in RAM: cap them so /tmp cannot eat the host's memory.
-    sized = "--size" in _help_text(bwrap)
-    for mount in ("/tmp", "/dev/shm"):
-        cmd += (["--size", str(tmp_bytes)] if sized else []) + ["--tmpfs", mount]
     cmd += ["--bind", str(work_dir), WORK_INSIDE, "--bind", str(ipc_dir), IPC_INSIDE]
     if pycache is not None:
         cmd += ["--ro-bind", str(pycache), PYCACHE_INSIDE]

@@ -15,6 +15,7 @@ from typing import Any
 from tasks.config.loading import dotenv_environment
 from tasks.config.schema import SandboxConfig, parse_size
 from tasks.errors import SandboxError
+from tasks.secret_blocks import read_secret_block
 
 DEFAULT_API_URL = "https://app.daytona.io/api"
 # Every sandbox this tool creates carries this label, so `analyst sandboxes` finds them and only them.
@@ -44,7 +45,8 @@ def resolve_credentials(config: SandboxConfig, config_dir: Path | None = None) -
     """
     env = dotenv_environment(Path(config_dir) if config_dir else Path.cwd())
     if config.api_key_secret:
-        key = _from_secret_block(config.api_key_secret)
+        key = read_secret_block(config.api_key_secret, key="sandbox.api_key_secret",
+                                fallback="set DAYTONA_API_KEY", error=SandboxError)
     else:
         key = (env.get("DAYTONA_API_KEY") or "").strip()
     if not key:
@@ -60,22 +62,6 @@ def resolve_credentials(config: SandboxConfig, config_dir: Path | None = None) -
     return Credentials(key, url or DEFAULT_API_URL, target)
 
 
-def _from_secret_block(name: str) -> str:
-    from prefect.blocks.system import Secret
-
-    try:
-        value = Secret.load(name, _sync=True).get()
-    except ValueError as exc:  # Prefect's "Unable to find block document named ..."
-        raise SandboxError(
-            f"sandbox.api_key_secret: no Prefect Secret block named {name!r} ({exc}); create it in the Prefect "
-            f"UI (Blocks > Secret), or unset sandbox.api_key_secret and set DAYTONA_API_KEY") from None
-    except Exception as exc:  # the Prefect API is unreachable: worth another try
-        raise SandboxError(
-            f"sandbox.api_key_secret: could not load the Prefect Secret block {name!r} "
-            f"({type(exc).__name__}: {exc}); check that the Prefect API is reachable", transient=True) from None
-    if not isinstance(value, str) or not value.strip():
-        raise SandboxError(f"sandbox.api_key_secret: the Prefect Secret block {name!r} holds no API key string")
-    return value.strip()
 
 
 def connect(config: SandboxConfig, config_dir: Path | None = None) -> Any:
