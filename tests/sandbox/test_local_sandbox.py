@@ -450,3 +450,15 @@ def test_factory():
 
     assert isinstance(create_sandbox(CONFIG), LocalSandbox)
     assert isinstance(create_sandbox(CONFIG.model_copy(update={"provider": "daytona"})), DaytonaSandbox)
+
+
+def test_python_roots_are_bound_after_the_private_tmp(tmp_path, monkeypatch):
+    # Seen in a checkout under /tmp: a virtualenv bound before `--tmpfs /tmp` was hidden by it.
+    from tasks.sandbox import bubblewrap
+
+    monkeypatch.setattr(bubblewrap, "python_roots", lambda: ["/tmp/checkout/.venv"])
+    cmd = bubblewrap.build_command(bwrap=shutil.which("bwrap") or "bwrap", work_dir=tmp_path, ipc_dir=tmp_path,
+                                   identity_files={}, env={}, tmp_bytes=1 << 20, argv=["python"])
+    venv_bind = cmd.index("/tmp/checkout/.venv")
+    tmp_mount = max(i for i, arg in enumerate(cmd) if arg == "/tmp" and cmd[i - 1] == "--tmpfs")
+    assert tmp_mount < venv_bind
