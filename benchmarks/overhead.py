@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT))
 CONFIG = ROOT / "configs" / "retail-sales.yaml"
 ITERATIONS = 10
 SHORT = 2
-EXTRA = {"sandbox.cpus": int(os.environ.get("CPUS", "1"))}
 PER_ITERATION_TARGET_S = 0.050
 RATIO_TARGET = 1.5
 
@@ -63,7 +62,7 @@ def plain_loop(replay: Path, outputs: Path, iterations: int) -> float:
     from tasks.sandbox import create_sandbox
 
     start = time.perf_counter()
-    loaded = load_config(CONFIG, {"model.max_iterations": iterations, **EXTRA})
+    loaded = load_config(CONFIG, {"model.max_iterations": iterations})
     cfg = loaded.config
     reports = [validate_dataset(d, loaded.base_dir) for d in cfg.datasets]
     provider = create_provider(cfg.model, loaded.base_dir, replay=replay)
@@ -92,7 +91,7 @@ def flow_run(replay: Path, outputs: Path, iterations: int) -> float:
     from flows.analysis import analyze
 
     start = time.perf_counter()
-    result = analyze(str(CONFIG), {"model.max_iterations": iterations, "outputs.dir": str(outputs), **EXTRA}, str(replay))
+    result = analyze(str(CONFIG), {"model.max_iterations": iterations, "outputs.dir": str(outputs)}, str(replay))
     elapsed = time.perf_counter() - start
     assert result["status"] == "max_iterations" and result["iterations"] == iterations + 1, result
     return elapsed
