@@ -52,3 +52,16 @@ def prefect_api(_local_prefect_server: str, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PREFECT_API_URL", _local_prefect_server)
     local_server.use_api_url(_local_prefect_server, local=True)
     return _local_prefect_server
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch):
+    """Invoke the ``analyst`` command in this process: ``cli("validate", path)`` -> click Result."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("ANALYST_DEBUG", raising=False)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [str(a) for a in args])

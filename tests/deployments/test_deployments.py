@@ -15,10 +15,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from typer.testing import CliRunner
 
 from deployments import build_deployment, build_deployments, describe_schedule, find_configs
-from flows.cli import app
 from tasks.config import ScheduleConfig
 from tasks.errors import ConfigError
 
@@ -36,14 +34,6 @@ def copy_demo(folder: Path, name: str) -> Path:
     if renamed != config:
         config.unlink()
     return renamed
-
-
-@pytest.fixture
-def cli(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.delenv("ANALYST_DEBUG", raising=False)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, [str(a) for a in args])
 
 
 def test_the_demo_config_becomes_its_deployment(monkeypatch) -> None:
