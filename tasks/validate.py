@@ -20,8 +20,8 @@ class DataInvalid(AnalystError):
         super().__init__(f"data invalid: {names}; see the validation table, or set on_invalid: warn to go on")
 
 
-# Reading a local file twice gives the same answer: no retries. (URL downloads are retried by the
-# dataset reader itself, which knows which HTTP errors are worth a second try.)
+# Reading a local file twice gives the same answer: no retries. A URL download is not retried
+# either (yet): an unreachable URL fails the run at once with a clear error.
 @task(name="validate-datasets", cache_policy=NONE)
 def validate_datasets(loaded: LoadedConfig) -> list[DatasetReport]:
     logger = get_run_logger()

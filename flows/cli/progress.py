@@ -57,9 +57,9 @@ class LiveProgress:
             first_line = next((line for line in data["text"].splitlines() if line.strip()), "")
             calls = len(turn.tool_calls)
             action = f"runs {calls} code cell{'s' if calls > 1 else ''}" if calls else "answers"
+            spent = f" [dim]({self.tokens:,} tokens, ${self.cost:.4f} so far)[/]" if self.tokens else ""  # replay: none
             self._say(f"[cyan]iteration {data['iteration']}[/] Claude {action}"
-                      f"{': ' + _clip(first_line) if first_line else ''} "
-                      f"[dim]({self.tokens:,} tokens, ${self.cost:.4f} so far)[/]")
+                      f"{': ' + _clip(first_line) if first_line else ''}{spent}")
         elif kind == "code_start":
             self._spin(f"iteration {data['iteration']}: running code")
         elif kind == "code_done":
