@@ -14,7 +14,7 @@ Two layers, because neither alone gives both a clear error and a hard bound:
 CPUs: a cgroup v1 ``cpu`` quota (``cpus`` cores' worth of time, on whichever cores are free) when the
 machine allows one; otherwise the kernel is pinned to the first ``cpus`` cores. Pinning is the
 fallback only: on a small machine the pinned core is also the one the flow and the Prefect server
-want, and the analysis then waits for them (seen here: 40% slower cells on 2 cores).
+want, and the analysis then waits for them (seen here: cells about 50% slower under the flow on 2 cores).
 """
 
 from __future__ import annotations
