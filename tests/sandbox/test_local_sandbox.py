@@ -7,7 +7,6 @@ their kernel make their own.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import random
@@ -309,36 +308,7 @@ print("survived", len(chunks))
 
 # -- charts and files ---------------------------------------------------------------------------
 
-def _is_png(data: bytes) -> bool:
-    return data.startswith(b"\x89PNG\r\n\x1a\n")
-
-
-def test_figures_shown_and_left_open(sandbox):
-    shown = run_ok(sandbox, "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()\nprint('done')")
-    assert [c.source for c in shown.charts] == ["figure"] and _is_png(shown.charts[0].png)
-    two = run_ok(sandbox, "fig1 = plt.figure(); plt.plot([1, 0])\nfig2 = plt.figure(); plt.bar([1, 2], [3, 4])\nNone")
-    assert len(two.charts) == 2 and all(_is_png(c.png) for c in two.charts)
-    assert len({c.name for c in shown.charts + two.charts}) == 3
-    assert run_ok(sandbox, "print(len(plt.get_fignums()))").charts == []  # shown once, not again
-
-
-def test_image_files_in_outputs(sandbox):
-    first = run_ok(sandbox, """
-from matplotlib.figure import Figure  # not pyplot: nothing is shown, only the files bring these back
-from PIL import Image
-fig = Figure(); fig.add_subplot().plot([1, 2]); fig.savefig("outputs/x.png")
-Image.new("RGB", (40, 30), (200, 10, 10)).save("outputs/photo.jpg")
-open("outputs/notes.txt", "w").write("not an image")
-""")
-    by_name = {c.name: c for c in first.charts}
-    assert set(by_name) == {"outputs/x.png", "outputs/photo.png"}
-    assert all(c.source == "file" and _is_png(c.png) for c in first.charts)
-    from PIL import Image
-
-    assert Image.open(io.BytesIO(by_name["outputs/photo.png"].png)).size == (40, 30)
-    assert run_ok(sandbox, "print('unchanged')").charts == []
-    again = run_ok(sandbox, "from PIL import Image\nImage.new('RGB', (5, 5)).save('outputs/x.png')")
-    assert [c.name for c in again.charts] == ["outputs/x.png"]
+# Figures and image files are in the contract suite (tests/sandbox/test_contract.py), run on local too.
 
 
 def test_symlinks_in_outputs_are_not_followed(sandbox, tmp_path):
