@@ -53,11 +53,10 @@ def write_transcript(path: Path, iterations: int) -> None:
 def plain_loop(replay: Path, outputs: Path, iterations: int) -> float:
     """The seed's shape: one function, no orchestration, the project's own pieces."""
     from tasks.agent.loop import AnalysisLoop, LoopLimits
-    from tasks.agent.prompts import build_system_prompt, dataset_prompt_summary
-    from tasks.agent.transcript import Transcript
+    from tasks.agent.start import start_transcript
     from tasks.config import load_config
     from tasks.datasets import dataset_file, validate_dataset
-    from tasks.models import create_provider, run_python_tool
+    from tasks.models import create_provider
     from tasks.reports import write_run_reports
     from tasks.sandbox import create_sandbox
 
@@ -67,16 +66,13 @@ def plain_loop(replay: Path, outputs: Path, iterations: int) -> float:
     reports = [validate_dataset(d, loaded.base_dir) for d in cfg.datasets]
     provider = create_provider(cfg.model, loaded.base_dir, replay=replay)
     run_dir = outputs / f"plain-{time.time_ns()}"
-    system = build_system_prompt([dataset_prompt_summary(r, f"data/{d.sandbox_filename}")
-                                  for r, d in zip(reports, cfg.datasets)], python_version="3",
-                                 timeout=cfg.sandbox.timeout, max_output_chars=cfg.sandbox.max_output_chars)
-    transcript = Transcript(cfg.name, cfg.model.name, provider.name, system, cfg.prompt, tools=[run_python_tool()])
+    transcript = start_transcript(cfg, reports, provider)
     with create_sandbox(cfg.sandbox) as sandbox:
         for dataset in cfg.datasets:
             with dataset_file(dataset, loaded.base_dir) as path:
                 sandbox.upload(path, dataset.sandbox_filename)
         loop = AnalysisLoop(provider, sandbox, transcript, run_dir,
-                            LoopLimits(iterations, cfg.model.max_tokens, cfg.sandbox.timeout))
+                            LoopLimits.from_config(cfg))
         while not loop.done and loop.iterations < iterations:
             loop.step()
         if not loop.done:

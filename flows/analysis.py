@@ -15,13 +15,13 @@ from prefect.runtime import flow_run
 
 from tasks.agent import events
 from tasks.agent.loop import AnalysisLoop, LoopLimits
-from tasks.agent.prompts import build_system_prompt, dataset_prompt_summary
+from tasks.agent.start import start_transcript
 from tasks.agent.transcript import TRANSCRIPT_FILE, Transcript
 from tasks.collect import collect_artifacts
 from tasks.config import LoadedConfig
 from tasks.configure import load_analysis_config
 from tasks.iterate import run_iteration, write_final_report
-from tasks.models import create_provider, run_python_tool
+from tasks.models import create_provider
 from tasks.provision import provision_sandbox, teardown_sandbox, upload_datasets
 from tasks.reports import create_progress, publish_iteration, update_progress
 from tasks.reports.publisher import ArtifactPublisher
@@ -47,21 +47,8 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     reports = validate_datasets(loaded)
     provider = create_provider(cfg.model, loaded.base_dir, replay=replay)
     run_dir = _new_run_dir(loaded)
-    transcript = Transcript(
-        analysis=cfg.name,
-        model=getattr(provider, "model", cfg.model.name),
-        provider=provider.name,
-        system=build_system_prompt(
-            [dataset_prompt_summary(r, f"data/{d.sandbox_filename}") for r, d in zip(reports, cfg.datasets)],
-            python_version="3", timeout=cfg.sandbox.timeout, max_output_chars=cfg.sandbox.max_output_chars,
-        ),
-        prompt=cfg.prompt,
-        tools=[run_python_tool()],
-        datasets=[r.to_dict() for r in reports],
-        flow_run_id=str(flow_run.get_id() or ""),
-    )
-    limits = LoopLimits(cfg.model.max_iterations, cfg.model.max_tokens, cfg.sandbox.timeout,
-                        cfg.model.max_cost_usd, cfg.model.max_total_tokens)
+    transcript = start_transcript(cfg, reports, provider, flow_run_id=str(flow_run.get_id() or ""))
+    limits = LoopLimits.from_config(cfg)
     logger.info("Run folder: %s", run_dir)
     events.emit("started", {"flow_run_id": transcript.flow_run_id, "run_dir": str(run_dir)})
 

@@ -16,6 +16,7 @@ from typing import Any
 from tasks.agent.prompts import CONTINUE_AFTER_MAX_TOKENS, FINAL_REPORT_REQUEST
 from tasks.agent.tool_results import invalid_call_block, tool_result_block
 from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, IterationRecord, Transcript, now_iso
+from tasks.config import AnalysisConfig
 from tasks.models.base import RUN_PYTHON_TOOL, ModelProvider, ModelRequest, ModelTurn
 from tasks.sandbox.base import ExecutionResult, Sandbox
 
@@ -29,6 +30,11 @@ class LoopLimits:
     code_timeout: float
     max_cost_usd: float | None = None
     max_total_tokens: int | None = None
+
+    @classmethod
+    def from_config(cls, config: AnalysisConfig) -> LoopLimits:
+        return cls(config.model.max_iterations, config.model.max_tokens, config.sandbox.timeout,
+                   config.model.max_cost_usd, config.model.max_total_tokens)
 
 
 class AnalysisLoop:

@@ -1,0 +1,30 @@
+"""A new run's transcript: what Claude is told (system prompt, datasets, tool) before the first turn.
+
+Shared by the flow and by anything that runs the loop without it (the overhead benchmark's baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tasks.agent.prompts import build_system_prompt, dataset_prompt_summary
+from tasks.agent.transcript import Transcript
+from tasks.config import AnalysisConfig
+from tasks.datasets import DatasetReport
+from tasks.models import ModelProvider, run_python_tool
+
+
+def start_transcript(config: AnalysisConfig, reports: Sequence[DatasetReport], provider: ModelProvider, *,
+                     flow_run_id: str = "") -> Transcript:
+    summaries = [dataset_prompt_summary(r, f"data/{d.sandbox_filename}") for r, d in zip(reports, config.datasets)]
+    return Transcript(
+        analysis=config.name,
+        model=getattr(provider, "model", config.model.name),
+        provider=provider.name,
+        system=build_system_prompt(summaries, python_version="3", timeout=config.sandbox.timeout,
+                                   max_output_chars=config.sandbox.max_output_chars),
+        prompt=config.prompt,
+        tools=[run_python_tool()],
+        datasets=[r.to_dict() for r in reports],
+        flow_run_id=flow_run_id,
+    )
