@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test test-fast bench bubblewrap clean
+.PHONY: setup demo test test-fast bench bubblewrap test-system-deps clean
 
 setup: $(STAMP) bubblewrap
 
@@ -22,14 +22,26 @@ $(STAMP): pyproject.toml
 	fi
 	@touch $@
 
-bubblewrap:
-	@command -v bwrap >/dev/null 2>&1 || { \
+# apt-install the Debian packages that provide commands, when missing: $(call apt_install,COMMAND PACKAGE ...)
+define apt_install
+	@missing=""; set -- $(1); while [ $$# -gt 1 ]; do command -v $$1 >/dev/null 2>&1 || [ -x "$$(ls -d /usr/lib/postgresql/*/bin/$$1 2>/dev/null | tail -1)" ] || missing="$$missing $$2"; shift 2; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "Installing bubblewrap (the local sandbox)..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	    echo "Installing$$missing..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
-	    echo "The local sandbox needs bubblewrap. Install it with:  sudo apt-get install bubblewrap"; exit 1; \
-	  fi; }
+	    echo "Missing Debian packages:$$missing. Install them with:  sudo apt-get install$$missing"; $(2); \
+	  fi; \
+	fi
+endef
+
+bubblewrap:
+	$(call apt_install,bwrap bubblewrap,exit 1)
+
+# The slow system tests need a PostgreSQL server (scale-out) and Chromium (the UI); without them
+# they are skipped, unless ANALYST_REQUIRE_SYSTEM_TESTS=1 (CI) makes that a failure.
+test-system-deps:
+	$(call apt_install,initdb postgresql chromium chromium,true)
 
 DEMO := configs/retail-sales.yaml
 demo: setup
@@ -42,7 +54,7 @@ demo: setup
 	  $(VENV)/bin/analyst run $(DEMO) --replay configs/retail-sales.transcript.json; \
 	fi
 
-test: setup
+test: setup test-system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: setup

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import shutil
 import socket
 from collections.abc import Iterator
 
@@ -65,3 +68,18 @@ def cli(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("ANALYST_DEBUG", raising=False)
     runner = CliRunner()
     return lambda *args: runner.invoke(app, [str(a) for a in args])
+
+
+def system_command(name: str, package: str) -> str:
+    """The path of a system command a slow test needs (PostgreSQL's are looked for in Debian's folder too).
+
+    Missing, the test is skipped with the install command, or fails where ANALYST_REQUIRE_SYSTEM_TESTS=1
+    (CI), so a missing package can never pass as a skip there.
+    """
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    if found:
+        return found
+    message = f"{name} is missing: apt-get install {package} (make test installs it when run as root)"
+    if os.environ.get("ANALYST_REQUIRE_SYSTEM_TESTS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
