@@ -1,20 +1,49 @@
 """When analyses run: each config becomes the Prefect deployment ``analyze/<name>``, with its schedule.
 
 ``analyst serve`` serves them from one long-running process; ``analyst deploy`` registers them
-for a work pool and its workers (see ``flows/cli/deploy.py``).
+for a work pool and its workers, or writes them to a prefect.yaml (see ``flows/cli/deploy.py``).
+``analyst limits`` manages the global cap on live sandboxes (see ``flows/cli/limits.py``).
 """
 
 from ._build import build_deployment, build_deployments, find_configs, load_configs
 from ._describe import describe_schedule
+from ._limits import (
+    KNOWN_LIMITS,
+    LimitError,
+    LimitState,
+    check_known,
+    deployment_names,
+    read_all_limits,
+    read_limit_state,
+    remove_limit,
+    sandbox_cap,
+    set_limit,
+)
+from ._prefect_yaml import prefect_yaml, write_prefect_yaml
 from ._register import DeployError, ensure_work_pool, register
+from ._spec import deployment_fields, refuse_secrets
 
 __all__ = [
     "DeployError",
+    "KNOWN_LIMITS",
+    "LimitError",
+    "LimitState",
     "build_deployment",
     "build_deployments",
+    "check_known",
+    "deployment_fields",
+    "deployment_names",
     "describe_schedule",
     "ensure_work_pool",
     "find_configs",
     "load_configs",
+    "prefect_yaml",
+    "read_all_limits",
+    "read_limit_state",
+    "refuse_secrets",
     "register",
+    "remove_limit",
+    "sandbox_cap",
+    "set_limit",
+    "write_prefect_yaml",
 ]

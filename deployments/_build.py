@@ -1,7 +1,7 @@
 """Analysis configs -> Prefect deployments of the ``analyze`` flow, one per config.
 
 A deployment is named after the config's ``name`` (``analyze/<name>``), carries the config's
-schedule, tags and description, and passes the config's absolute path as the ``config``
+schedule, tags, description and ``concurrency.runs`` (as its concurrency limit), and passes the config's absolute path as the ``config``
 parameter, so ``prefect deployment run analyze/<name>`` works from any folder. The flow reloads
 the YAML at every run: prompt, model or data changes apply to the next run; schedule, tags and
 description are read when the deployment is built (restart ``analyst serve`` or re-run
@@ -23,6 +23,8 @@ import yaml
 
 from tasks.config import LoadedConfig, load_config
 from tasks.errors import ConfigError, Problem
+
+from ._spec import deployment_fields
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -74,14 +76,22 @@ def build_deployment(config_path: str | os.PathLike[str] | LoadedConfig) -> Runn
 
     from flows.analysis import analyze  # imports prefect; only once a deployment is wanted
 
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+
     loaded = config_path if isinstance(config_path, LoadedConfig) else load_config(config_path)
-    cfg = loaded.config
+    fields = deployment_fields(loaded)  # refuses a secret in any of them
+    schedule = loaded.config.schedule
+    # Retries resume where the failed attempt stopped (tasks/agent/resume.py). `analyst serve` runs
+    # this flow object; a worker re-imports the module, where PREFECT_FLOWS_DEFAULT_RETRIES applies.
+    analyze = analyze.with_options(retries=loaded.config.retries,
+                                   retry_delay_seconds=loaded.config.retry_delay_seconds)
     return analyze.to_deployment(
-        name=cfg.name,
-        parameters={"config": str(loaded.path)},  # absolute: load_config resolves it
-        schedules=[cfg.schedule.to_prefect()] if cfg.schedule else None,
-        tags=cfg.tags,
-        description=cfg.description or None,  # None: the flow's docstring
+        name=fields["name"],
+        parameters=fields["parameters"],
+        schedules=[schedule.to_prefect()] if schedule else None,
+        tags=fields["tags"],
+        description=fields["description"],
+        concurrency_limit=ConcurrencyLimitConfig(**fields["concurrency_limit"]),
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from flows.cli.deploy import deploy, serve
+from flows.cli.limits import limits_app
 from flows.cli.run import run
 from flows.cli.sandboxes import sandboxes_app
 from flows.cli.server import server_app
@@ -24,5 +25,6 @@ app.command()(serve)
 app.command()(deploy)
 app.add_typer(server_app, name="server", help="Start, stop or inspect the local Prefect server.")
 app.add_typer(sandboxes_app, name="sandboxes", help="List or clean up Daytona sandboxes this tool created.")
+app.add_typer(limits_app, name="limits", help="Cap the sandboxes alive at once; show each deployment's runs at once.")
 
 __all__ = ["app"]

@@ -28,10 +28,11 @@ def serve(
 
     with user_errors():
         loaded = _load(paths)
+        deployments = _build(loaded)
         api_url, run_prefix = _connect(configure_prefect)
-        from deployments import build_deployment, register
+        from deployments import register
 
-        deployments = [build_deployment(item) for item in loaded]
+        _apply_sandbox_cap(loaded)
         # Registered here first only to print each deployment's link; serve() updates them in place.
         ids = [register(d) for d in deployments]
         _print_deployments(loaded, ids, api_url, run_prefix)
@@ -47,19 +48,28 @@ def deploy(
     work_pool: str | None = typer.Option(None, "--work-pool", metavar="NAME",
                                          help="Work pool whose workers run the flows (created as a process pool "
                                               "if missing). Start one with: prefect worker start --pool NAME"),
+    prefect_yaml: Path | None = typer.Option(None, "--prefect-yaml", metavar="PATH",
+                                             help="Write the deployments to this prefect.yaml (a folder: PATH/prefect.yaml) "
+                                                  "for `prefect deploy --all`, instead of registering them. No server "
+                                                  "needed. Work pool: --work-pool, or 'analyses'."),
 ) -> None:
     """Register the analyses' deployments (with their schedules) on the Prefect server, without serving them."""
     from flows.local_server import configure_prefect
 
     with user_errors():
         loaded = _load(paths)
+        if prefect_yaml is not None:
+            _write_prefect_yaml(loaded, prefect_yaml, work_pool)
+            return
+        deployments = _build(loaded)
         api_url, run_prefix = _connect(configure_prefect)
-        from deployments import build_deployment, ensure_work_pool, register
+        from deployments import ensure_work_pool, register
 
         if work_pool:
             pool_type, created = ensure_work_pool(work_pool)
             console.print(f"Work pool {work_pool!r} ({pool_type}): {'created' if created else 'exists'}.")
-        ids = [register(build_deployment(item), work_pool) for item in loaded]
+        _apply_sandbox_cap(loaded)
+        ids = [register(d, work_pool) for d in deployments]
         _print_deployments(loaded, ids, api_url, run_prefix)
     if work_pool:
         console.print(Text.assemble(
@@ -74,13 +84,56 @@ def deploy(
 
 
 def _load(paths: list[Path] | None) -> list[LoadedConfig]:
-    from deployments import load_configs
+    from deployments import load_configs, sandbox_cap
 
     loaded = load_configs(paths or DEFAULT_PATHS)  # every problem of every file, before any server starts
+    sandbox_cap(loaded)  # configs that disagree on the global cap: a ConfigError naming both, before any server
     for item in loaded:
         for warning in config_warnings(item.config):
             err_console.print(Text.assemble(("warning: ", "yellow"), f"{item.path}: {warning}"))
     return loaded
+
+
+def _build(loaded: list[LoadedConfig]) -> list:
+    from deployments import build_deployment
+
+    return [build_deployment(item) for item in loaded]  # refuses a secret in a deployment field
+
+
+def _apply_sandbox_cap(loaded: list[LoadedConfig]) -> None:
+    """Set the global limit 'sandboxes' from ``concurrency.sandboxes``, or say what it is."""
+    from deployments import read_limit_state, sandbox_cap, set_limit
+    from tasks.sandbox_slots import SANDBOX_LIMIT
+
+    cap = sandbox_cap(loaded)
+    if cap is None:
+        state = read_limit_state(SANDBOX_LIMIT)
+        capped = f"at most {state.limit} at once" if state and state.active else "not capped"
+        console.print(f"Sandboxes (all analyses): {capped} (`analyst limits set {SANDBOX_LIMIT} N`, or "
+                      "concurrency.sandboxes in a config).")
+        return
+    limit, source = cap
+    before, _ = set_limit(SANDBOX_LIMIT, limit)
+    was = "" if before is None else (" (unchanged)" if before.limit == limit and before.active
+                                     else f" (was {before.limit}{'' if before.active else ', inactive'})")
+    console.print(f"Sandboxes (all analyses): at most {limit} at once{was}, from concurrency.sandboxes in {source.path}.")
+
+
+def _write_prefect_yaml(loaded: list[LoadedConfig], path: Path, work_pool: str | None) -> None:
+    from deployments import sandbox_cap, write_prefect_yaml
+    from deployments._prefect_yaml import DEFAULT_WORK_POOL
+
+    written = write_prefect_yaml(path, loaded, work_pool)
+    pool = work_pool or DEFAULT_WORK_POOL
+    console.print(f"Wrote {len(loaded)} deployment(s) to {written} (work pool {pool!r}). Then, with PREFECT_API_URL "
+                  "pointing at your server:")
+    steps = [f"prefect work-pool create {shlex.quote(pool)} --type process   # once, if it does not exist",
+             f"prefect deploy --all --prefect-file {shlex.quote(str(written))}"]
+    if cap := sandbox_cap(loaded):
+        steps.append(f"analyst limits set sandboxes {cap[0]}   # concurrency.sandboxes in {cap[1].path}")
+    steps.append(f"prefect worker start --pool {shlex.quote(pool)}   # where this project is installed")
+    for step in steps:
+        console.print(Text.assemble("  ", (step, "bold")))
 
 
 def _connect(configure_prefect) -> tuple[str, str]:
@@ -103,6 +156,9 @@ def _print_deployments(loaded: list[LoadedConfig], ids: list, api_url: str, run_
         table.add_row("deployment", f"analyze/{item.config.name}")
         table.add_row("config", str(item.path))
         table.add_row("schedule", describe_schedule(item.config.schedule))
+        runs = item.config.concurrency
+        table.add_row("runs at once", f"{runs.runs}; more {'wait' if runs.when_busy == 'wait' else 'are cancelled'} "
+                      "(concurrency.runs, concurrency.when_busy)")
         table.add_row("run now", f"{run_prefix}prefect deployment run analyze/{item.config.name}")
         table.add_row("Prefect UI", f"{ui_base}/deployments/deployment/{deployment_id}")
         console.print(table)

@@ -1,0 +1,76 @@
+"""``analyst limits``: the cap on sandboxes alive at once (a Prefect global concurrency limit), and a look at
+each deployment's limit on runs at once."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.cli._errors import user_errors
+
+limits_app = typer.Typer(no_args_is_help=True)
+console = Console(highlight=False)
+
+
+@limits_app.command("set")
+def set_(
+    name: str = typer.Argument(..., help="The limit: sandboxes (sandboxes alive at once, across all analyses)."),
+    limit: int = typer.Argument(..., help="How many at once (at least 1)."),
+) -> None:
+    """Create or change a limit on the Prefect server; runs over it wait for a slot."""
+    from deployments import LimitError, check_known, set_limit
+
+    with user_errors():
+        check_known(name)
+        if limit < 1:
+            raise LimitError(f"{name}: expected at least 1 (0 would block every run); to lift the cap: "
+                             f"analyst limits remove {name}")
+        _connect()
+        before, after = set_limit(name, limit)
+        was = "created" if before is None else f"was {before.limit}{'' if before.active else ' (inactive)'}"
+        console.print(f"{after.name}: at most {after.limit} at once ({was}); {after.in_use} in use now.")
+
+
+@limits_app.command("remove")
+def remove(name: str = typer.Argument(..., help="The limit: sandboxes.")) -> None:
+    """Delete a limit: nothing is capped any more (runs waiting for it go on)."""
+    from deployments import check_known, remove_limit
+
+    with user_errors():
+        check_known(name)
+        _connect()
+        before = remove_limit(name)
+        console.print(f"{name}: removed (it was {before.limit}); not capped any more." if before
+                      else f"{name}: there was no such limit; not capped.")
+
+
+@limits_app.command("show")
+def show() -> None:
+    """The sandbox cap and each analysis deployment's limit on runs at once, with the slots in use."""
+    from deployments import KNOWN_LIMITS, deployment_names, read_all_limits
+    from deployments._limits import DEPLOYMENT_LIMIT_PREFIX
+
+    with user_errors():
+        _connect()
+        limits = {state.name: state for state in read_all_limits()}
+        deployments = deployment_names()
+    table = Table(box=None, pad_edge=False)
+    for column in ("limit", "what", "at most", "in use"):
+        table.add_column(column, justify="right" if column in ("at most", "in use") else "left")
+    for name, what in KNOWN_LIMITS.items():
+        state = limits.get(name)
+        if state is None:
+            table.add_row(name, what, "not capped", "-")
+        else:
+            table.add_row(name, what, str(state.limit) if state.active else f"{state.limit} (inactive)", str(state.in_use))
+    for name, state in limits.items():
+        if name in deployments:
+            table.add_row(deployments[name], "runs at once (concurrency.runs)", str(state.limit), str(state.in_use))
+    console.print(table)
+
+
+def _connect() -> None:
+    from flows.local_server import configure_prefect
+
+    configure_prefect()
