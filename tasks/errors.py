@@ -61,3 +61,12 @@ class ModelError(AnalystError):
     def __init__(self, message: str, *, transient: bool = False):
         self.transient = transient
         super().__init__(message)
+
+
+class ContextWindowExceeded(ModelError):
+    """The conversation no longer fits the model's context window; ``tokens`` and ``limit`` are the
+    API's own numbers when it gave them. The loop trims old code outputs and asks again."""
+
+    def __init__(self, message: str, *, tokens: int | None = None, limit: int | None = None):
+        self.tokens, self.limit = tokens, limit
+        super().__init__(message, transient=False)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tasks.agent.prompts import CONTINUE_AFTER_MAX_TOKENS, FINAL_REPORT_REQUEST
-from tasks.agent.tool_results import invalid_call_block, tool_result_block
+from tasks.agent.context import ask_within_context
+from tasks.agent.tool_results import invalid_call, invalid_call_block, tool_result_block
 from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, IterationRecord, Transcript, now_iso
 from tasks.config import AnalysisConfig
 from tasks.models.base import RUN_PYTHON_TOOL, ModelProvider, ModelRequest, ModelTurn
@@ -128,8 +129,11 @@ class AnalysisLoop:
     # -- one turn -------------------------------------------------------------------------------
 
     def _ask(self, *, allow_tools: bool) -> ModelTurn:
-        return self.provider.next_turn(
-            ModelRequest(self.transcript.system, self.transcript.messages, self.transcript.tools, allow_tools)
+        messages = self.transcript.messages
+        return ask_within_context(
+            lambda: self.provider.next_turn(ModelRequest(self.transcript.system, messages, self.transcript.tools,
+                                                         allow_tools)),
+            messages, on_trim=lambda count, why: self._emit("context_trimmed", {"outputs": count, "reason": why}),
         )
 
     def _handle(self, turn: ModelTurn, record: IterationRecord) -> None:
@@ -163,10 +167,9 @@ class AnalysisLoop:
         self._append_user_text(CONTINUE_AFTER_MAX_TOKENS.format(max_tokens=self.limits.max_tokens, detail=detail))
 
     def _run_call(self, call: dict[str, Any], record: IterationRecord) -> dict[str, Any]:
-        code = (call.get("input") or {}).get("code")
-        if call.get("name") != RUN_PYTHON_TOOL or not isinstance(code, str):
-            return invalid_call_block(call["id"], f"Unknown tool or missing 'code': use {RUN_PYTHON_TOOL} with a "
-                                                  "'code' string.")
+        if problem := invalid_call(call, RUN_PYTHON_TOOL):
+            return invalid_call_block(call["id"], problem)
+        code = call["input"]["code"]
         self._emit("code_start", {"iteration": record.number, "code": code})
         result = self.sandbox.run_code(code, timeout=self.limits.code_timeout)
         cell = self._record_cell(call["id"], code, result, record)

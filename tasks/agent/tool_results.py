@@ -46,5 +46,22 @@ def tool_result_block(cell: CellRecord, timeout: float) -> dict[str, Any]:
     return block
 
 
+def invalid_call(call: dict[str, Any], tool: str) -> str | None:
+    """What is wrong with a tool call that cannot run, said so that Claude can fix it; None if it can run."""
+    name, given = call.get("name"), call.get("input")
+    if name != tool:
+        return f"error: there is no tool named {name!r}; the only tool is {tool}, called with a 'code' string."
+    if not isinstance(given, dict):
+        return (f"error: the input of {tool} must be a JSON object such as {{\"code\": \"print(1)\"}}, "
+                f"not {type(given).__name__}; nothing was run.")
+    if "code" not in given:
+        keys = ", ".join(repr(k) for k in given) or "no keys"
+        return f"error: {tool} needs a 'code' key holding the Python to run (got {keys}); nothing was run."
+    if not isinstance(given["code"], str):
+        return (f"error: 'code' must be a string of Python source, not {type(given['code']).__name__}; "
+                "nothing was run.")
+    return None
+
+
 def invalid_call_block(tool_use_id: str, message: str) -> dict[str, Any]:
     return {"type": "tool_result", "tool_use_id": tool_use_id, "content": message, "is_error": True}

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from tasks.errors import ConfigError, Problem
 
 from .schema import AnalysisConfig
+from .yaml_guard import read_config_yaml
 
 _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -49,7 +50,7 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     if not path.is_file():
         raise ConfigError([Problem(file, "", "no such file; expected the path of an analysis YAML config")])
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_config_yaml(path)  # refuses a huge file or an alias bomb before anything walks it
     except UnicodeDecodeError:
         raise ConfigError([Problem(file, "", "not UTF-8 text; expected a YAML file")]) from None
     except yaml.YAMLError as exc:
@@ -79,7 +80,7 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
 
     loaded = LoadedConfig(config, path)
     missing = [
-        Problem(file, f"datasets[{i}].path", f"file not found: {loaded.resolve(d.path)}")
+        Problem(file, f"datasets[{i}].path", _why_not_a_file(loaded.resolve(d.path)))
         for i, d in enumerate(config.datasets)
         if not d.is_url and not loaded.resolve(d.path).is_file()
     ]
@@ -185,6 +186,12 @@ def _interpolate(value: Any, env: dict[str, str | None], file: str, key: str, pr
         return found
 
     return _VAR.sub(substitute, value)
+
+
+def _why_not_a_file(path: Path) -> str:
+    if path.exists():  # a folder, a device or a pipe (perhaps through a symlink): nothing to read as a table
+        return f"not a regular file: {path}; expected a data file"
+    return f"file not found: {path}"
 
 
 def _join(prefix: str, key: str) -> str:

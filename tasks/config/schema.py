@@ -23,6 +23,7 @@ FORMATS = ("csv", "parquet", "json", "xlsx")
 SUFFIX_FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
                   ".json": "json", ".jsonl": "json", ".ndjson": "json", ".xlsx": "xlsx"}
 DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_LOCAL_FILE_BYTES = 4 * 1024**3
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
 
@@ -64,6 +65,9 @@ class DatasetConfig(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
+        if any(part in value for part in ("/", "\\", "..")):
+            raise ValueError(f"{value!r} is a path, not a name: the name only names the file data/<name>.<format> "
+                             "in the sandbox; put where the file is under 'path'")
         if not DATASET_NAME.match(value):
             raise ValueError("expected lowercase letters, digits, '-' or '_', starting with a letter or digit")
         return value
@@ -152,7 +156,9 @@ class SandboxConfig(Strict):
     image: str | None = Field(None, description="Or a container image to build from (slow: minutes).")
     network: Literal["block", "allow"] | list[str] = Field(
         "block", description="block (default) | allow | a list of CIDR ranges and domains to allow.")
-    disk: int | str | None = Field(None, description="Disk size, e.g. '10GiB' (with `image`; default Daytona's).")
+    disk: int | str | None = Field(None, description=(
+        "Daytona: disk size, e.g. '10GiB' (with `image`; default Daytona's). Local: the largest file the "
+        "code may write (default 4GiB); a write past it fails with 'File too large'."))
     auto_stop_interval: int | str = Field(
         15, description="Minutes without activity before Daytona stops the sandbox (the crash safety net).")
     auto_delete_interval: int | str = Field(
@@ -217,6 +223,11 @@ class SandboxConfig(Strict):
             raise ValueError(f"auto_stop_interval ({self.auto_stop_minutes} min) must be longer than timeout "
                              f"({self.timeout:g} s), or Daytona could stop the sandbox during a run")
         return self
+
+    @property
+    def file_bytes(self) -> int:
+        """Local: the size limit of one file the sandbox writes."""
+        return parse_size(self.disk) if self.disk is not None else DEFAULT_LOCAL_FILE_BYTES
 
     @property
     def memory_bytes(self) -> int:

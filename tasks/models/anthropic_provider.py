@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ except ImportError:  # pragma: no cover
     import httpx as _httpx  # type: ignore[no-redef]
 
 from tasks.config.schema import ModelConfig
-from tasks.errors import ModelError
+from tasks.errors import ContextWindowExceeded, ModelError
 
 from .base import ModelProvider, ModelRequest, ModelTurn, Usage
 from .pricing import turn_cost
@@ -45,12 +46,19 @@ _CACHEABLE_BLOCKS = {"text", "image", "document", "tool_use", "tool_result", "se
 # SSE error events worth re-sending the request for (the others are about the request itself).
 _TRANSIENT_STREAM_ERRORS = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
 _SDK_RETRIED_STATUSES = {408, 409, 429}  # and every 5xx: what the SDK retries (its _should_retry)
+# The API's wording for a conversation past the context window: "prompt is too long: 210000 tokens > 200000 maximum".
+_PROMPT_TOO_LONG = re.compile(r"prompt is too long(?::\s*(\d+)\s*tokens\s*>\s*(\d+))?", re.IGNORECASE)
 _KEY_HINT = ("check ANTHROPIC_API_KEY (environment or .env) or the Prefect Secret block named in "
              "model.api_key_secret")
 
 
 class _StreamBroken(Exception):
     """The response started, then broke: retried here, since the SDK's retries are behind us."""
+
+
+class _ToolInputNotJson(_StreamBroken):
+    """A tool call whose streamed input is not JSON: the SDK cannot build the message, so there is
+    no turn to answer with an error; asking again is the only way on."""
 
 
 class AnthropicProvider(ModelProvider):
@@ -119,6 +127,11 @@ class AnthropicProvider(ModelProvider):
                                 self._scrub(str(broken)), delay, attempt, self.stream_retries)
                     time.sleep(delay)
                     continue
+                if isinstance(broken, _ToolInputNotJson):
+                    raise ModelError(self._scrub(
+                        f"Claude's tool call came with input that is not valid JSON {attempts} times in a row "
+                        f"(last: {broken}); the request was sent again each time. Try again later"), transient=True
+                    ) from broken
                 raise ModelError(self._scrub(
                     f"the Anthropic API response stream broke mid-message {attempts} times in a row (last: {broken}); "
                     f"each request itself succeeded (the SDK retries failed requests up to {self.max_retries} times), "
@@ -153,6 +166,13 @@ class AnthropicProvider(ModelProvider):
             if exc.status_code < 400 and error_type in _TRANSIENT_STREAM_ERRORS:  # an SSE error event
                 raise _StreamBroken(f"error event {error_type}: {error_message}") from exc
             raise
+        except ValueError as exc:
+            # The SDK parses tool input as it streams in and raises a plain ValueError, with this
+            # wording (anthropic 2.14, lib/streaming/_messages.py), when it is not JSON.
+            if "tool parameter JSON" not in str(exc):
+                raise
+            raise _ToolInputNotJson(_clip(str(exc).replace(" Please retry your request or adjust your prompt.", ""),
+                                          300)) from exc
         if message.stop_reason is None:
             raise _StreamBroken("the stream ended before message_stop")
         return message
@@ -179,6 +199,10 @@ class AnthropicProvider(ModelProvider):
         error_type, api_message = _api_error(exc)
         what = f"{status} {error_type}: {api_message}" if status >= 400 else f"{error_type}: {api_message}"
         name = self.config.name
+        if status == 400 and (too_long := _PROMPT_TOO_LONG.search(api_message)):
+            tokens, limit = (int(n) if n else None for n in too_long.groups())
+            return ContextWindowExceeded(self._scrub(f"the conversation is too long for {name!r} ({what})"),
+                                         tokens=tokens, limit=limit)
         if status == 401:
             text, transient = f"the Anthropic API rejected the API key ({what}); {_KEY_HINT}", False
         elif status == 403:
@@ -256,6 +280,10 @@ def _api_error(exc: anthropic.APIStatusError) -> tuple[str, str]:
         error = body.get("error") if isinstance(body.get("error"), dict) else body
         return str(error.get("type") or "error"), str(error.get("message") or exc.message)
     return "error", str(body or exc.message)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _attempts(exc: anthropic.APIStatusError, max_retries: int) -> int:

@@ -11,6 +11,14 @@ Two layers, because neither alone gives both a clear error and a hard bound:
   subprocesses and its tmpfs ``/tmp``. Past it the kernel OOM-kills a process inside the group; the
   provider reports that and restarts the session. Elsewhere only the first layer applies.
 
+Processes: a cgroup v1 ``pids`` controller caps the sandbox's processes and threads together at
+``MAX_PROCESSES``, so a fork bomb gets ``BlockingIOError`` (EAGAIN) from ``fork`` instead of the
+host's process table. Where no such cgroup can be made, ``RLIMIT_NPROC`` is the fallback; it counts
+every process of the user on the host, and does not bind root, so it is weaker.
+
+Files: ``RLIMIT_FSIZE`` caps the size of any one file the sandbox writes (``sandbox.disk``); a
+write past it fails with ``OSError: [Errno 27] File too large`` (Python ignores ``SIGXFSZ``).
+
 CPUs: a cgroup v1 ``cpu`` quota (``cpus`` cores' worth of time, on whichever cores are free) when the
 machine allows one; otherwise the kernel is pinned to the first ``cpus`` cores. Pinning is the
 fallback only: on a small machine the pinned core is also the one the flow and the Prefect server
@@ -30,6 +38,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ADDRESS_SPACE_SLACK = 512 * 1024**2
+MAX_PROCESSES = 512  # processes and threads of one sandbox (a kernel with pandas runs ~30 threads)
 _CGROUP_V1 = Path("/sys/fs/cgroup")
 CFS_PERIOD_US = 100_000
 
@@ -138,7 +147,42 @@ class CpuCgroup(MemoryCgroup):
         return cls(path) if path else None
 
 
-def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None, cpu_cgroup: CpuCgroup | None = None):
+class PidsCgroup(MemoryCgroup):
+    """A child pids cgroup capping the sandbox at ``limit`` processes and threads, or nothing if not allowed."""
+
+    @classmethod
+    def create(cls, limit: int) -> PidsCgroup | None:  # type: ignore[override]
+        path = _make_cgroup("pids", {"pids.max": str(limit)})
+        return cls(path) if path else None
+
+    def refusals(self) -> int:
+        """How many forks the limit has refused so far (``max`` in ``pids.events``)."""
+        try:
+            text = (self.path / "pids.events").read_text()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            if line.startswith("max "):
+                return int(line.split()[1])
+        return 0
+
+
+def _nproc_fallback() -> int | None:
+    """RLIMIT_NPROC for when no pids cgroup exists: the user's current processes plus our cap.
+    None for root, whom the kernel does not hold to it."""
+    if os.geteuid() == 0:
+        return None
+    uid, count = os.getuid(), 0
+    for entry in os.scandir("/proc"):
+        try:
+            count += entry.name.isdigit() and entry.stat().st_uid == uid
+        except OSError:
+            pass
+    return count + MAX_PROCESSES
+
+
+def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None, cpu_cgroup: CpuCgroup | None = None,
+                 pids_cgroup: PidsCgroup | None = None, file_bytes: int | None = None):
     """The function run in the child between fork and exec. Everything it needs is computed here:
     after fork only plain system calls are safe (the parent may have other threads)."""
     address_space = memory_bytes + ADDRESS_SPACE_SLACK
@@ -146,14 +190,23 @@ def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None, c
     cpu_set = set(allowed[:cpus])
     setrlimit, sched_setaffinity = resource.setrlimit, os.sched_setaffinity
     rlimit_as, rlimit_core = resource.RLIMIT_AS, resource.RLIMIT_CORE
+    rlimit_fsize, rlimit_nproc = resource.RLIMIT_FSIZE, resource.RLIMIT_NPROC
     join = cgroup.join_from_child if cgroup is not None else None
     join_cpu = cpu_cgroup.join_from_child if cpu_cgroup is not None else None
+    join_pids = pids_cgroup.join_from_child if pids_cgroup is not None else None
+    nproc = _nproc_fallback() if pids_cgroup is None else None
 
     def preexec() -> None:
         if join is not None:
             join()
+        if join_pids is not None:
+            join_pids()
+        elif nproc is not None:
+            setrlimit(rlimit_nproc, (nproc, nproc))
         setrlimit(rlimit_as, (address_space, address_space))
         setrlimit(rlimit_core, (0, 0))  # a crashing kernel must not drop a core file of GBs
+        if file_bytes is not None:
+            setrlimit(rlimit_fsize, (file_bytes, file_bytes))
         if join_cpu is not None:
             join_cpu()
         else:

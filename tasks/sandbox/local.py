@@ -29,8 +29,9 @@ from tasks.sandbox import pycache, work_folder
 from tasks.sandbox.base import DATA_DIR, OUTPUTS_DIR, Chart, CodeError, ExecutionResult, Sandbox
 from tasks.sandbox.bubblewrap import IPC_INSIDE, PYCACHE_INSIDE, build_command, find_bwrap, write_identity_files
 from tasks.sandbox.kernel_session import KernelSession, Launch
-from tasks.sandbox.limits import CpuCgroup, MemoryCgroup, describe_bytes, make_preexec
+from tasks.sandbox.limits import MAX_PROCESSES, CpuCgroup, MemoryCgroup, PidsCgroup, describe_bytes, make_preexec
 from tasks.sandbox.output_buffer import OutputBuffer
+from tasks.sandbox.output_limit import CUT_FIELD, kernel_setup_code
 
 # Imported in the background right after start-up, while the model is still writing the first
 # cell; the first run waits for them (outside its timeout) instead of paying ~2 s itself.
@@ -62,6 +63,7 @@ class LocalSandbox(Sandbox):
         self._session: KernelSession | None = None
         self._cgroup: MemoryCgroup | None = None
         self._cpu_cgroup: CpuCgroup | None = None
+        self._pids_cgroup: PidsCgroup | None = None
         self._warmup_id: str | None = None
         self._figures = 0
         self._closed = False
@@ -106,6 +108,7 @@ class LocalSandbox(Sandbox):
                                "Unix sockets; set TMPDIR to a short folder such as /tmp")
         self._cgroup = MemoryCgroup.create(self.config.memory_bytes)
         self._cpu_cgroup = CpuCgroup.create(self.config.cpus)
+        self._pids_cgroup = PidsCgroup.create(MAX_PROCESSES)
         self._session = KernelSession(self._launch(bwrap, ipc))
         self._start_kernel()
 
@@ -129,7 +132,8 @@ class LocalSandbox(Sandbox):
         ipc_inside = IPC_INSIDE if bwrap else str(ipc)
         argv = self._kernel_argv(f"{ipc_inside}/kernel.json")
         preexec = make_preexec(memory_bytes=self.config.memory_bytes, cpus=self.config.cpus, cgroup=self._cgroup,
-                               cpu_cgroup=self._cpu_cgroup)
+                               cpu_cgroup=self._cpu_cgroup, pids_cgroup=self._pids_cgroup,
+                               file_bytes=self.config.file_bytes)
         log_path = self._run_dir / "kernel.log"
         if bwrap is None:
             Path(home).mkdir()
@@ -149,17 +153,18 @@ class LocalSandbox(Sandbox):
     def _start_kernel(self, warm: bool = True) -> None:
         assert self._session is not None
         self._session.start(START_TIMEOUT_S)
-        self._warmup_id = None
+        code = kernel_setup_code(self.config.max_output_chars)
         if warm and self.warm_imports:
-            code = "\n".join(f"try:\n    __import__({m!r})\nexcept Exception:\n    pass" for m in self.warm_imports)
-            self._warmup_id = self._session.send_execute(code, silent=True)
+            code += "\n".join(f"try:\n    __import__({m!r})\nexcept Exception:\n    pass" for m in self.warm_imports)
+        self._warmup_id = self._session.send_execute(code, silent=True)
 
     def _restart(self, warm: bool = True) -> None:
         if self._closed or self._session is None:
             raise SandboxError("the sandbox was torn down")
         self._session.kill()
-        if self._cgroup is not None:
-            self._cgroup.kill_all()
+        for cgroup in (self._cgroup, self._pids_cgroup):
+            if cgroup is not None:
+                cgroup.kill_all()
         self._start_kernel(warm)
 
     def teardown(self) -> None:
@@ -170,10 +175,10 @@ class LocalSandbox(Sandbox):
         session, self._session = self._session, None
         if session is not None:
             session.kill()
-        for cgroup in (self._cgroup, self._cpu_cgroup):
+        for cgroup in (self._cgroup, self._cpu_cgroup, self._pids_cgroup):
             if cgroup is not None:
                 cgroup.remove()
-        self._cgroup = self._cpu_cgroup = None
+        self._cgroup = self._cpu_cgroup = self._pids_cgroup = None
         for folder in (self._work_dir, self._run_dir):
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -221,7 +226,9 @@ class LocalSandbox(Sandbox):
         def on_output(msg: dict[str, Any]) -> None:
             kind, content = msg["msg_type"], msg["content"]
             if kind == "stream":
-                (err if content.get("name") == "stderr" else out).write(content.get("text", ""))
+                buffer = err if content.get("name") == "stderr" else out
+                buffer.write(content.get("text", ""))
+                buffer.cut += int(content.get(CUT_FIELD) or 0)  # what the kernel already dropped
             elif kind in ("display_data", "execute_result"):
                 data = content.get("data", {})
                 if "image/png" in data:
@@ -231,6 +238,7 @@ class LocalSandbox(Sandbox):
                     out.write(str(data["text/plain"]) + "\n")
 
         oom_kills = self._cgroup.oom_kills() if self._cgroup else 0
+        fork_refusals = self._pids_cgroup.refusals() if self._pids_cgroup else 0
         started = time.perf_counter()
         msg_id = self._session.send_execute(code)
         outcome = self._session.collect(msg_id, timeout, on_output, interrupt_grace=INTERRUPT_GRACE_S)
@@ -259,6 +267,11 @@ class LocalSandbox(Sandbox):
                                    "(variables defined before are kept)")
         elif outcome.status == "error":
             result.error = self._code_error(outcome.content, limit)
+        if self._pids_cgroup is not None and self._pids_cgroup.refusals() > fork_refusals and not result.state_reset:
+            # Processes past the cap may still be running (and forking): only a restart ends them all.
+            self._restart()
+            result.state_reset = True
+            result.error = _process_limit_error(result.error, gone)
         result.duration_s = time.perf_counter() - started
         files, notes = work_folder.collect(outputs, before)
         result.charts = figures + files
@@ -273,3 +286,12 @@ class LocalSandbox(Sandbox):
             message = f"{message + ': ' if message else ''}the sandbox's memory limit is {limit}"
         traceback = strip_ansi("\n".join(content.get("traceback", [])))
         return CodeError(name=name, message=message, traceback=traceback)
+
+
+def _process_limit_error(error: CodeError | None, gone: str) -> CodeError:
+    """The code's own error (often BlockingIOError from fork), or a new one, saying the limit held."""
+    note = (f"the code tried to run more than {MAX_PROCESSES} processes and threads at once (the sandbox's "
+            f"limit), so the Python session was restarted: {gone}")
+    if error is None:
+        return CodeError("ProcessLimitExceeded", note, "")
+    return CodeError(error.name, f"{error.message}; {note}" if error.message else note, error.traceback)

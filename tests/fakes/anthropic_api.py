@@ -32,6 +32,17 @@ Script: every ``POST /v1/messages`` consumes the next entry of a FIFO queue, in 
   ``graceful=True`` ends the body cleanly there instead (no ``message_stop`` ever arrives).
 - ``enqueue_stream_error("overloaded_error", after_events=3)``: HTTP 200, some events, then an SSE
   ``error`` event, as the real API does when it fails after the response has started.
+- ``enqueue_reset()``: the connection is reset (TCP RST) before any response, as a dropped link or a
+  restarting proxy does; the SDK retries it as a connection error.
+- ``enqueue_raw_tool_use('{"code": print(1)}')``: a tool call whose ``input_json_delta`` chunks join
+  to exactly that text, valid JSON or not (``'{"code": "print('`` is cut short, ``'[1]'`` is no object).
+
+``FakeAnthropicAPI(context_window=N)`` (or setting ``api.context_window``) answers a request whose
+input is over N tokens with the API's 400 ``invalid_request_error`` "prompt is too long: X tokens >
+N maximum", without consuming a script entry, as the real API refuses a conversation past the
+model's context window. ``enqueue_context_window(headroom=300)`` sets it mid-script: when the
+requests reach that entry, the window becomes the size of the last request answered plus
+``headroom`` tokens (negative: smaller than it), and the next entry answers the same request.
 
 Each turn entry also takes ``usage={...}`` (override any usage number), ``model=`` (else the
 request's model is echoed) and ``delay=`` (seconds before each SSE event, for timeout tests).
@@ -64,6 +75,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -72,6 +85,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 RUN_PYTHON_TOOL = "run_python_code"
+RAW_INPUT = "_fake_raw_input"  # a tool_use block's input as streamed text, sent verbatim
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -152,6 +166,18 @@ class _Error:
 
 
 @dataclass
+class _Window:
+    """Set the context window relative to the last request answered."""
+
+    headroom: int
+
+
+@dataclass
+class _Reset:
+    """Reset the connection instead of answering."""
+
+
+@dataclass
 class RecordedRequest:
     method: str
     path: str
@@ -172,12 +198,15 @@ class RecordedRequest:
 class FakeAnthropicAPI:
     """See the module docstring."""
 
-    def __init__(self, *, api_key: str | None = None, min_cacheable_tokens: int = 0, chars_per_token: int = 4):
+    def __init__(self, *, api_key: str | None = None, min_cacheable_tokens: int = 0, chars_per_token: int = 4,
+                 context_window: int | None = None):
         self.api_key = api_key
+        self.context_window = context_window
+        self.last_prompt_tokens = 0  # of the last request answered with a turn
         self.min_cacheable_tokens = min_cacheable_tokens
         self.chars_per_token = chars_per_token
         self.requests: list[RecordedRequest] = []
-        self._queue: deque[_Turn | _Error] = deque()
+        self._queue: deque[_Turn | _Error | _Reset | _Window] = deque()
         self._cache: set[str] = set()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -265,11 +294,29 @@ class FakeAnthropicAPI:
         self._push(_Turn([dict(b) for b in blocks], "end_turn", error_after=after_events, error_type=error_type))
         return self
 
-    def _push(self, entry: _Turn | _Error) -> None:
+    def enqueue_raw_tool_use(self, raw_input: str, *, name: str = RUN_PYTHON_TOOL, text: str | None = None,
+                             stop_reason: str = "tool_use") -> FakeAnthropicAPI:
+        """One tool call whose streamed input is ``raw_input`` verbatim (see the module docstring)."""
+        block = {**tool_use_block(name, {}), RAW_INPUT: raw_input}
+        return self.enqueue_turn(([text_block(text)] if text else []) + [block], stop_reason)
+
+    def enqueue_context_window(self, headroom: int) -> FakeAnthropicAPI:
+        self._push(_Window(headroom))
+        return self
+
+    def enqueue_reset(self) -> FakeAnthropicAPI:
+        self._push(_Reset())
+        return self
+
+    def _push(self, entry: _Turn | _Error | _Reset | _Window) -> None:
         with self._lock:
             self._queue.append(entry)
 
-    def _pop(self) -> _Turn | _Error | None:
+    def _push_front(self, entry: _Turn | _Error | _Reset | _Window) -> None:
+        with self._lock:
+            self._queue.appendleft(entry)
+
+    def _pop(self) -> _Turn | _Error | _Reset | _Window | None:
         with self._lock:
             return self._queue.popleft() if self._queue else None
 
@@ -290,6 +337,16 @@ class FakeAnthropicAPI:
 
     def _tokens(self, value: Any) -> int:
         return max(1, math.ceil(len(json.dumps(value, sort_keys=True, ensure_ascii=False)) / self.chars_per_token))
+
+    def prompt_tokens(self, body: dict[str, Any]) -> int:
+        """The request's whole input in tokens (tools, system, messages), as counted for usage."""
+        units: list[Any] = list(body.get("tools") or [])
+        system = body.get("system")
+        units += [text_block(system)] if isinstance(system, str) else list(system or [])
+        for message in body.get("messages") or []:
+            content = message.get("content")
+            units += [text_block(content)] if isinstance(content, str) else list(content or [])
+        return sum(self._tokens({k: v for k, v in u.items() if k != "cache_control"}) for u in units)
 
     def input_usage(self, body: dict[str, Any]) -> dict[str, int]:
         """Input, cache-read and cache-write tokens for a request, updating the cache."""
@@ -345,8 +402,8 @@ def _sse_events(turn: _Turn, model: str, usage: dict[str, int]) -> list[tuple[st
             start = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": c} for c in _chunks(block["text"], 24)]
         elif kind in ("tool_use", "server_tool_use"):
-            start = {**block, "input": {}}
-            raw = json.dumps(block["input"])
+            start = {k: v for k, v in block.items() if k != RAW_INPUT} | {"input": {}}
+            raw = block[RAW_INPUT] if RAW_INPUT in block else json.dumps(block["input"])
             size = max(1, math.ceil(len(raw) / 3))  # several chunks, split anywhere, like the real API
             deltas = [{"type": "input_json_delta", "partial_json": c} for c in ["", *_chunks(raw, size)]]
         elif kind == "thinking":
@@ -399,14 +456,30 @@ class _Handler(BaseHTTPRequestHandler):
         if self.api.api_key is not None and record.api_key != self.api.api_key:
             return self._send_error(401, "authentication_error", "invalid x-api-key", record)
         entry = self.api._pop()
+        while isinstance(entry, _Window):
+            self.api.context_window = self.api.last_prompt_tokens + entry.headroom
+            entry = self.api._pop()
+        window = self.api.context_window
+        if window is not None and isinstance(body, dict) and (prompt := self.api.prompt_tokens(body)) > window:
+            if entry is not None:
+                self.api._push_front(entry)  # refused before any turn: the script entry is still to come
+            return self._send_error(400, "invalid_request_error", f"prompt is too long: {prompt} tokens > "
+                                                                  f"{window} maximum", record)
         if entry is None:
             return self._send_error(400, "invalid_request_error",
                                     f"FakeAnthropicAPI: no scripted response left for request #{len(self.api.requests)}",
                                     record)
         if isinstance(entry, _Error):
             return self._send_error(entry.status, entry.error_type, entry.message, record, entry.headers)
+        if isinstance(entry, _Reset):
+            # SO_LINGER 0: close() sends RST at once, "connection reset by peer" on the client's side.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return None
         if not isinstance(body, dict):
             return self._send_error(400, "invalid_request_error", "expected a JSON object body", record)
+        self.api.last_prompt_tokens = self.api.prompt_tokens(body)
         usage = {**self.api.input_usage(body), "output_tokens": self.api.output_tokens(entry.blocks),
                  "service_tier": "standard"}
         usage.update(entry.usage)
@@ -415,8 +488,9 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream"):
             self._stream(entry, model, usage)
         else:
+            content = [{k: v for k, v in b.items() if k != RAW_INPUT} for b in entry.blocks]
             message = {"id": _new_id("msg"), "type": "message", "role": "assistant", "model": model,
-                       "content": entry.blocks, "stop_reason": entry.stop_reason, "stop_sequence": None,
+                       "content": content, "stop_reason": entry.stop_reason, "stop_sequence": None,
                        "usage": usage}
             self._send_json(200, message)
 
