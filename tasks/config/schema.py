@@ -157,8 +157,9 @@ class SandboxConfig(Strict):
     network: Literal["block", "allow"] | list[str] = Field(
         "block", description="block (default) | allow | a list of CIDR ranges and domains to allow.")
     disk: int | str | None = Field(None, description=(
-        "Daytona: disk size, e.g. '10GiB' (with `image`; default Daytona's). Local: the largest file the "
-        "code may write (default 4GiB); a write past it fails with 'File too large'."))
+        "Daytona: disk size, e.g. '10GiB' (with `image`; default Daytona's). Local: what the code may write "
+        "under /sandbox in all (default 4GiB): one file past it fails with 'File too large', and a cell "
+        "whose files pass it is interrupted."))
     auto_stop_interval: int | str = Field(
         15, description="Minutes without activity before Daytona stops the sandbox (the crash safety net).")
     auto_delete_interval: int | str = Field(
@@ -226,7 +227,7 @@ class SandboxConfig(Strict):
 
     @property
     def file_bytes(self) -> int:
-        """Local: the size limit of one file the sandbox writes."""
+        """Local: the quota on what the code writes under /sandbox, and so on any one file."""
         return parse_size(self.disk) if self.disk is not None else DEFAULT_LOCAL_FILE_BYTES
 
     @property

@@ -16,6 +16,7 @@ import base64
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -28,10 +29,12 @@ from tasks.errors import SandboxError
 from tasks.sandbox import pycache, work_folder
 from tasks.sandbox.base import DATA_DIR, OUTPUTS_DIR, Chart, CodeError, ExecutionResult, Sandbox
 from tasks.sandbox.bubblewrap import IPC_INSIDE, PYCACHE_INSIDE, build_command, find_bwrap, write_identity_files
+from tasks.sandbox.disk_quota import DiskWatch
 from tasks.sandbox.kernel_session import KernelSession, Launch
 from tasks.sandbox.limits import MAX_PROCESSES, CpuCgroup, MemoryCgroup, PidsCgroup, describe_bytes, make_preexec
 from tasks.sandbox.output_buffer import OutputBuffer
 from tasks.sandbox.output_limit import CUT_FIELD, kernel_setup_code
+from tasks.sandbox.process_tree import descendants
 
 # Imported in the background right after start-up, while the model is still writing the first
 # cell; the first run waits for them (outside its timeout) instead of paying ~2 s itself.
@@ -64,6 +67,7 @@ class LocalSandbox(Sandbox):
         self._cgroup: MemoryCgroup | None = None
         self._cpu_cgroup: CpuCgroup | None = None
         self._pids_cgroup: PidsCgroup | None = None
+        self._uploaded_bytes = 0
         self._warmup_id: str | None = None
         self._figures = 0
         self._closed = False
@@ -187,7 +191,9 @@ class LocalSandbox(Sandbox):
     # -- upload ---------------------------------------------------------------------------
 
     def upload(self, local_path: Path, name: str) -> str:
-        return work_folder.upload(self.work_dir, Path(local_path), name)
+        uploaded = work_folder.upload(self.work_dir, Path(local_path), name)
+        self._uploaded_bytes += (self.work_dir / uploaded).stat().st_blocks * 512  # not counted in the disk quota
+        return uploaded
 
     # -- run ------------------------------------------------------------------------------
 
@@ -240,8 +246,10 @@ class LocalSandbox(Sandbox):
         oom_kills = self._cgroup.oom_kills() if self._cgroup else 0
         fork_refusals = self._pids_cgroup.refusals() if self._pids_cgroup else 0
         started = time.perf_counter()
-        msg_id = self._session.send_execute(code)
-        outcome = self._session.collect(msg_id, timeout, on_output, interrupt_grace=INTERRUPT_GRACE_S)
+        quota = DiskWatch(self.work_dir, self._uploaded_bytes + self.config.file_bytes, self._interrupt_by_signal)
+        with quota:
+            msg_id = self._session.send_execute(code)
+            outcome = self._session.collect(msg_id, timeout, on_output, interrupt_grace=INTERRUPT_GRACE_S)
         limit = describe_bytes(self.config.memory_bytes)
         gone = "variables, imports and loaded data are gone"
         if outcome.status == "died":
@@ -267,6 +275,11 @@ class LocalSandbox(Sandbox):
                                    "(variables defined before are kept)")
         elif outcome.status == "error":
             result.error = self._code_error(outcome.content, limit)
+        if quota.exceeded:
+            result.error = CodeError("DiskQuotaExceeded", (
+                f"the files under /sandbox grew past the sandbox's disk quota (sandbox.disk, "
+                f"{describe_bytes(self.config.file_bytes)}), so the code was interrupted; delete files it no "
+                "longer needs before writing more"), result.error.traceback if result.error else "")
         if self._pids_cgroup is not None and self._pids_cgroup.refusals() > fork_refusals and not result.state_reset:
             # Processes past the cap may still be running (and forking): only a restart ends them all.
             self._restart()
@@ -278,6 +291,20 @@ class LocalSandbox(Sandbox):
         result.warnings.extend(notes)
         result.stdout, result.stderr = strip_ansi(out.getvalue()), strip_ansi(err.getvalue())
         return result
+
+    def _interrupt_by_signal(self) -> None:
+        """SIGINT to the kernel process, from the disk watcher's thread (its ZeroMQ sockets are the
+        run's thread's alone)."""
+        proc = self._session.proc if self._session else None
+        if proc is None:
+            return
+        for pid in [proc.pid, *descendants(proc.pid)]:
+            try:
+                if b"ipykernel_launcher" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGINT)
+                    return
+            except OSError:
+                continue
 
     @staticmethod
     def _code_error(content: dict[str, Any], limit: str) -> CodeError:

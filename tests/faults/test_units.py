@@ -153,3 +153,22 @@ def test_a_flood_is_cut_in_the_kernel_and_the_count_stays_exact(tmp_path) -> Non
         printed = 50_000 * 1000 + 4
         assert f"[... {printed - 2000:,} characters cut ...]" in result.stdout
         assert result.stdout.startswith("000000000\n") and result.stdout.endswith("000049999\nEND\n")
+
+
+@needs_bwrap
+def test_many_files_past_the_disk_quota_interrupt_the_cell_and_deleting_them_goes_on(tmp_path) -> None:
+    config = SandboxConfig(memory="512MiB", timeout=60).model_copy(update={"disk": 32 * 1024**2})
+    with LocalSandbox(config, work_root=tmp_path, warm_imports=()) as sandbox:
+        source = tmp_path / "data.csv"
+        source.write_bytes(b"a\n" * (20 << 20))  # 40 MiB uploaded: the datasets do not count
+        sandbox.upload(source, "data.csv")
+        # 10 GB in 4 MiB files, slowly enough that the watcher (twice a second) stops it near the quota.
+        result = sandbox.run_code("import time\nchunk = b'x' * (4 << 20)\nfor i in range(2560):\n"
+                                  "    open(f'outputs/part-{i}.bin', 'wb').write(chunk)\n    time.sleep(0.02)")
+        assert result.error and result.error.name == "DiskQuotaExceeded", result.error
+        assert "sandbox.disk, 32 MiB" in result.error.message
+        written = sum(p.stat().st_size for p in (sandbox.work_dir / "outputs").iterdir())
+        assert 32 << 20 < written < 256 << 20  # stopped soon after the quota, far from 10 GB
+        cleaned = sandbox.run_code("import glob, os\nfor p in glob.glob('outputs/*.bin'):\n    os.remove(p)\n"
+                                   "open('outputs/small.bin', 'wb').write(b'x' * (8 << 20))")
+        assert cleaned.error is None, cleaned.error
