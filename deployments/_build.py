@@ -82,7 +82,8 @@ def build_deployment(config_path: str | os.PathLike[str] | LoadedConfig) -> Runn
     fields = deployment_fields(loaded)  # refuses a secret in any of them
     schedule = loaded.config.schedule
     # Retries resume where the failed attempt stopped (tasks/agent/resume.py). `analyst serve` runs
-    # this flow object; a worker re-imports the module, where PREFECT_FLOWS_DEFAULT_RETRIES applies.
+    # this flow object; a process worker re-imports the module instead, so there the retries come
+    # from PREFECT_FLOWS_DEFAULT_RETRIES in the worker's environment (or the pool's job variables).
     analyze = analyze.with_options(retries=loaded.config.retries,
                                    retry_delay_seconds=loaded.config.retry_delay_seconds)
     return analyze.to_deployment(

@@ -15,12 +15,13 @@ from prefect.runtime import flow_run
 
 from tasks.agent import events
 from tasks.agent.loop import AnalysisLoop, LoopLimits
+from tasks.agent.resume import find_earlier_run, resume_transcript
 from tasks.agent.start import start_transcript
 from tasks.agent.transcript import TRANSCRIPT_FILE, Transcript
 from tasks.collect import collect_artifacts
 from tasks.config import LoadedConfig
 from tasks.configure import load_analysis_config
-from tasks.iterate import run_iteration, write_final_report
+from tasks.iterate import persist_turns, rebuild_sandbox, run_iteration, write_final_report
 from tasks.models import create_provider
 from tasks.provision import provision_sandbox, teardown_sandbox, upload_datasets
 from tasks.reports import create_progress, publish_iteration, update_progress
@@ -35,28 +36,41 @@ def _run_name() -> str:
 
 @flow(name="analyze", flow_run_name=_run_name, log_prints=False,
       on_crashed=[delete_flow_run_sandboxes], on_cancellation=[delete_flow_run_sandboxes])
-def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | None = None) -> dict[str, Any]:
+def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | None = None,
+            resume: str | None = None) -> dict[str, Any]:
     """Run the analysis declared in the YAML file ``config``.
 
     ``overrides`` are applied on top of the file, like the CLI's ``--set`` (``{"model.max_iterations": 3}``).
     ``replay`` replays the model's turns from a transcript.json instead of calling the model.
+    ``resume`` is the folder of an unfinished run of this analysis to go on from (``--resume``); a
+    retry of this flow run goes on from its failed attempt without it.
     """
     logger = get_run_logger()
     loaded = load_analysis_config(config, overrides)
     cfg = loaded.config
     reports = validate_datasets(loaded)
     provider = create_provider(cfg.model, loaded.base_dir, replay=replay)
-    run_dir = _new_run_dir(loaded)
     transcript = start_transcript(cfg, reports, provider, flow_run_id=str(flow_run.get_id() or ""))
+    earlier = find_earlier_run(loaded.outputs_dir / cfg.name, transcript.flow_run_id, resume)
+    run_dir = earlier.file.parent if earlier and earlier.retry else _new_run_dir(loaded)
+    if earlier:
+        transcript = resume_transcript(earlier, transcript, run_dir)
+    transcript.run_key = transcript.run_key or transcript.flow_run_id
+    provider = persist_turns(provider, transcript.run_key, loaded)
     limits = LoopLimits.from_config(cfg)
     logger.info("Run folder: %s", run_dir)
     events.emit("started", {"flow_run_id": transcript.flow_run_id, "run_dir": str(run_dir)})
+    if earlier:
+        logger.info("Resuming %s after iteration %d", earlier.file, len(transcript.iterations))
+        events.emit("resumed", {"from": str(earlier.file.parent), "iterations": len(transcript.iterations)})
 
     sandbox = None
     publisher = ArtifactPublisher()
     try:
         sandbox = provision_sandbox(loaded, labels={"analysis": cfg.name, "flow-run": transcript.flow_run_id})
         upload_datasets(sandbox, loaded)
+        if earlier:
+            rebuild_sandbox(sandbox, transcript, limits.code_timeout)
         loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits, on_event=_emit_and_log)
         progress = create_progress(cfg.name, limits.max_iterations)
         while not loop.done and loop.iterations < limits.max_iterations:

@@ -349,10 +349,14 @@ def use_api_url(api_url: str, *, local: bool = False) -> None:
 
 
 def configure_prefect(timeout: float = START_TIMEOUT) -> str:
-    """ensure_server() + use_api_url(): call once before running a flow; returns the API URL."""
+    """ensure_server() + use_api_url() + the server's crash detection (``flows/crash_detection.py``):
+    call once before running or serving flows; returns the API URL."""
+    from flows.crash_detection import ensure_crash_detection
+
     local = not os.environ.get("PREFECT_API_URL", "").strip()
     url = ensure_server(timeout)
     use_api_url(url, local=local)
+    ensure_crash_detection()
     return url
 
 

@@ -46,6 +46,10 @@ class LiveProgress:
         if kind == "started":
             self.flow_run_id, self.run_dir = data.get("flow_run_id"), data.get("run_dir")
             self._say(f"[bold]{self.analysis}[/]: run folder {self.run_dir}")
+        elif kind == "resumed":
+            self.iterations = data["iterations"]
+            self._say(f"resuming {escape(data['from'])} after iteration {data['iterations']}: its turns are reused, "
+                      "its code runs again in the new sandbox")
         elif kind == "model_request":
             self.iterations = data["iteration"]
             what = "writing the final report" if data.get("final") else "thinking"

@@ -22,6 +22,9 @@ def run(
     config: Path = typer.Argument(..., help="The analysis YAML file."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set model.max_iterations=3."),
     replay: Path | None = typer.Option(None, "--replay", help="Replay the model's turns from a transcript.json."),
+    resume: Path | None = typer.Option(None, "--resume", metavar="RUN_FOLDER",
+                                       help="Go on from an unfinished run of this analysis (killed or failed): its "
+                                            "model turns are reused, its code is run again in a fresh sandbox."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of progress."),
 ) -> None:
     """Run an analysis: validate the data, run Claude's loop in a sandbox, write the report."""
@@ -36,17 +39,26 @@ def run(
             err_console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
         if replay is not None and not replay.is_file():
             raise typer.BadParameter(f"no such transcript: {replay}", param_hint="--replay")
+        if resume is not None:  # the cheap checks before any server or flow run; the flow checks the rest
+            from tasks.agent.resume import read_resumable, transcript_file
+
+            read_resumable(transcript_file(resume), loaded.config.name)
         from flows.local_server import configure_prefect, flow_run_url
 
         api_url = configure_prefect()
         from flows.analysis import analyze  # imports prefect: only after its API URL is settled
+
+        # Retries of this run resume where the failed attempt stopped (tasks/agent/resume.py).
+        analyze = analyze.with_options(retries=loaded.config.retries,
+                                       retry_delay_seconds=loaded.config.retry_delay_seconds)
 
         progress = LiveProgress(console, loaded.config.name, loaded.config.model.max_iterations)
         result: dict[str, Any] | None = None
         error: BaseException | None = None
         with progress:
             try:
-                result = analyze(str(loaded.path), overrides or None, str(replay.resolve()) if replay else None)
+                result = analyze(str(loaded.path), overrides or None, str(replay.resolve()) if replay else None,
+                                 str(resume.resolve()) if resume else None)
             except Exception as exc:  # noqa: BLE001 - reported below, with the run's link and folder
                 error = exc
         summary = _summary(result, error, progress, api_url, flow_run_url)

@@ -84,6 +84,10 @@ class Transcript:
     status: str = "running"
     stop_detail: str = ""
     flow_run_id: str | None = None
+    # The id shared by a run and every retry or resume of it (its first flow run's id): the model's
+    # turns are cached under it, so a retried or resumed run reuses them and a new run asks afresh.
+    run_key: str = ""
+    resumed_from: list[str] = field(default_factory=list)  # run folders this run continued, oldest first
     started_at: str = field(default_factory=now_iso)
     finished_at: str | None = None
     version: int = TRANSCRIPT_VERSION

@@ -309,8 +309,24 @@ class ScheduleConfig(Strict):
         return None if self.interval is None else timedelta(seconds=parse_duration(self.interval))
 
 
+_BLOCK_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
 class OutputsConfig(Strict):
     dir: str = "outputs/"
+    results_storage: str | None = Field(None, description=(
+        "Where the model's turns are persisted so that a retried or resumed run never pays for one twice: "
+        "a Prefect filesystem block, as 'block-type/block-name' (e.g. 's3-bucket/analyst-results'), for "
+        "workers on several hosts. Default: the folder .results under outputs.dir."))
+
+    @field_validator("results_storage")
+    @classmethod
+    def _block_slug(cls, value: str | None) -> str | None:
+        if value is not None and not _BLOCK_SLUG.match(value):
+            raise ValueError("expected a Prefect block as 'block-type/block-name', e.g. 'local-file-system/results' "
+                             "(see `prefect block ls`)")
+        return value
+
 
 
 class AnalysisConfig(Strict):
@@ -323,6 +339,9 @@ class AnalysisConfig(Strict):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     schedule: ScheduleConfig | None = None
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    retries: int = Field(0, ge=0, le=10, description=(
+        "Times Prefect runs a failed run again; each retry resumes where the failed attempt stopped."))
+    retry_delay: float | str = Field("30s", description="Wait before each retry, e.g. '30s', '5m'.")
 
     @field_validator("name")
     @classmethod
@@ -341,3 +360,14 @@ class AnalysisConfig(Strict):
         if duplicates:
             raise ValueError(f"dataset names must be unique; repeated: {', '.join(duplicates)}")
         return value
+
+    @field_validator("retry_delay")
+    @classmethod
+    def _retry_delay(cls, value: float | str) -> float | str:
+        if parse_duration(value) < 0:
+            raise ValueError("expected a duration such as '30s' or '5m', or 0")
+        return value
+
+    @property
+    def retry_delay_seconds(self) -> float:
+        return parse_duration(self.retry_delay)

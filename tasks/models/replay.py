@@ -27,11 +27,13 @@ class ReplayProvider(ModelProvider):
             raise ModelError(f"replay transcript {self.path} is not a transcript.json written by a run: {exc}") from None
         if not self.source.turns:
             raise ModelError(f"replay transcript {self.path} has no model turns to replay")
-        self._turns = iter(self.source.turns)
         self.model = self.source.model
 
     def next_turn(self, request: ModelRequest) -> ModelTurn:
-        turn = next(self._turns, None)
+        # The next turn is the one after those already in the conversation, so a resumed run
+        # replays from where it stopped.
+        index = sum(1 for m in request.messages if m.get("role") == "assistant")
+        turn = self.source.turns[index] if index < len(self.source.turns) else None
         if turn is None:
             raise ModelError(
                 f"replay transcript {self.path} has no more turns ({len(self.source.turns)} replayed); "

@@ -1,0 +1,169 @@
+"""Resume a run from its transcript: keep the conversation, rebuild the sandbox, go on.
+
+A run that failed or was killed at iteration N left ``transcript.json`` with iterations 1..N-1 (it
+is saved after every one). Resuming keeps that conversation exactly as Claude saw it (the recorded
+outputs, not new ones, so the requests that follow are the ones the first attempt would have made),
+runs the recorded code cells again in the fresh sandbox so that their variables and files are back,
+and lets the loop go on from iteration N. A turn that was received but never recorded (the process
+died while its code ran) comes back from the turn cache (``tasks/iterate.py``): none is paid twice.
+
+Two ways in: a retry of the same flow run (Prefect's ``retries``, or Retry in the UI) goes on in the
+folder of its first attempt; ``analyst run CONFIG --resume RUN_FOLDER`` is a new flow run that
+continues another run's transcript in a folder of its own.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.agent.prompts import FINAL_REPORT_REQUEST
+from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, Transcript
+from tasks.errors import ConfigError, Problem
+from tasks.sandbox.base import Sandbox
+
+RESUMABLE = ("running", "failed")  # running: the process died without a word (killed, machine lost)
+_FINAL_REQUEST_START = FINAL_REPORT_REQUEST.split("{", 1)[0]
+_RUN_FOLDER_HINT = "expected the folder of an earlier run of this analysis, e.g. outputs/<name>/<YYYYmmdd-HHMMSS>-<id>"
+
+
+@dataclass(frozen=True)
+class EarlierRun:
+    file: Path  # its transcript.json
+    retry: bool  # an earlier attempt of this very flow run: go on in its folder
+
+
+def find_earlier_run(run_root: Path, flow_run_id: str, resume: str | Path | None) -> EarlierRun | None:
+    """What this run continues: an earlier attempt of this flow run (its folder is named after the
+    flow run id), else the run folder given to ``--resume``, else nothing (a new run). The attempt
+    comes first: a retry of a resumed run goes on from where the retry's own attempt stopped."""
+    if flow_run_id:
+        for folder in sorted(run_root.glob(f"*-{flow_run_id[:8]}"), reverse=True):
+            file = folder / TRANSCRIPT_FILE
+            try:
+                if file.is_file() and Transcript.load(file).flow_run_id == flow_run_id:
+                    return EarlierRun(file, retry=True)
+            except (ValueError, KeyError, TypeError):
+                continue  # not ours, or unreadable
+    if resume is not None:
+        return EarlierRun(transcript_file(Path(resume)), retry=False)
+    return None
+
+
+def transcript_file(path: Path) -> Path:
+    """``RUN_FOLDER/transcript.json`` (or the file itself), or an error that says what to pass."""
+    file = path / TRANSCRIPT_FILE if path.is_dir() else path
+    if not file.is_file():
+        what = "no such folder" if not path.exists() else f"no {TRANSCRIPT_FILE} in it"
+        raise ConfigError([Problem(str(path), "", f"{what}; {_RUN_FOLDER_HINT}")])
+    return file
+
+
+def read_resumable(file: Path, analysis: str) -> Transcript:
+    """The transcript at ``file``, if it is an unfinished run of ``analysis``."""
+    try:
+        earlier = Transcript.load(file)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError([Problem(str(file), "", f"not a transcript written by a run ({exc}); {_RUN_FOLDER_HINT}")]) \
+            from None
+    if earlier.analysis != analysis:
+        raise ConfigError([Problem(str(file), "analysis", (
+            f"this is a run of '{earlier.analysis}', not of '{analysis}': resume it with the config of "
+            f"'{earlier.analysis}', or pass a run folder under outputs/{analysis}/"))])
+    if earlier.status not in RESUMABLE:
+        raise ConfigError([Problem(str(file), "status", (
+            f"this run already ended ({earlier.status}), so there is nothing to resume; start a new run "
+            "without --resume"))])
+    return earlier
+
+
+_CONVERSATION = {"prompt": "the prompt", "system": "the data or the sandbox settings (Claude's system prompt)",
+                 "tools": "the tools"}
+
+
+def check_same_conversation(earlier: Transcript, fresh: Transcript, file: Path) -> None:
+    """Resuming makes sense only if Claude would be told the same: same prompt, data and tools."""
+    changed = [key for key in _CONVERSATION if getattr(earlier, key) != getattr(fresh, key)]
+    if changed:
+        raise ConfigError([Problem(str(file), key, (
+            f"{_CONVERSATION[key]} changed since this run, so its code and outputs no longer fit: undo the "
+            "change to resume, or start a new run without --resume")) for key in changed])
+
+
+def continue_transcript(earlier: Transcript, *, flow_run_id: str, source: Path, retry: bool) -> Transcript:
+    """``earlier``, ready to go on: its unfinished last iteration dropped, running again."""
+    drop_unfinished(earlier)
+    earlier.run_key = earlier.run_key or earlier.flow_run_id or flow_run_id
+    if not retry:
+        earlier.resumed_from.append(str(source.parent))
+    earlier.flow_run_id = flow_run_id
+    earlier.status, earlier.stop_detail, earlier.finished_at, earlier.final_report = "running", "", None, None
+    return earlier
+
+
+def drop_unfinished(transcript: Transcript) -> None:
+    """Remove what an interrupted iteration left half done, so the loop can do it again.
+
+    A turn whose tool calls have no results yet (the run died while its code ran) is asked again:
+    the turn cache answers it, unpaid. A final-report request that got no answer is sent again.
+    """
+    messages = transcript.messages
+    last_turn = transcript.iterations[-1].turn if transcript.iterations else None
+    if messages and messages[-1]["role"] == "assistant" and last_turn is not None and last_turn.tool_calls \
+            and last_turn.stop_reason == "tool_use":
+        messages.pop()
+        transcript.iterations.pop()
+    elif messages and messages[-1]["role"] == "user" and isinstance(messages[-1]["content"], list):
+        content = messages[-1]["content"]
+        last = content[-1] if content else {}
+        if last.get("type") == "text" and last.get("text", "").startswith(_FINAL_REQUEST_START):
+            content.pop()
+            if not content:
+                messages.pop()
+
+
+def cells_to_rerun(transcript: Transcript) -> list[tuple[int, CellRecord]]:
+    """The recorded cells that made the sandbox's state, in order, with their iteration number.
+
+    Cells before a session restart made nothing that survived it. A cell that timed out is left out:
+    it would only time out again, and Claude was told it had been interrupted.
+    """
+    cells = [(i.number, c) for i in transcript.iterations for c in i.cells]
+    last_reset = max((k for k, (_, c) in enumerate(cells) if c.state_reset), default=-1)
+    return [(n, c) for n, c in cells[last_reset + 1:] if not c.timed_out]
+
+
+def rebuild_sandbox(sandbox: Sandbox, transcript: Transcript, timeout: float,
+                    on_cell: Callable[[int, CellRecord], None] | None = None) -> list[str]:
+    """Run the recorded cells again; their new outputs are dropped (the conversation keeps the recorded
+    ones). Returns a note for each cell whose outcome differs from the record."""
+    notes = []
+    for number, cell in cells_to_rerun(transcript):
+        if on_cell is not None:
+            on_cell(number, cell)
+        result = sandbox.run_code(cell.code, timeout=timeout)
+        was = "an error" if cell.error else "ok"
+        now = "a timeout" if result.timed_out else ("an error" if result.error else "ok")
+        if now != was:
+            detail = f" ({result.error.name}: {result.error.message})" if result.error else ""
+            notes.append(f"a cell of iteration {number} was {was} and is {now} when run again{detail}; "
+                         "the sandbox may not hold what Claude expects")
+    return notes
+
+
+def copy_charts(source_dir: Path, run_dir: Path) -> None:
+    """The earlier run's charts, so the resumed run's report shows every chart its transcript names."""
+    charts = source_dir / "charts"
+    if charts.is_dir() and source_dir.resolve() != run_dir.resolve():
+        shutil.copytree(charts, run_dir / "charts", dirs_exist_ok=True)
+
+
+def resume_transcript(earlier: EarlierRun, fresh: Transcript, run_dir: Path) -> Transcript:
+    """The transcript this run goes on with, checked against the one it would start with (``fresh``)."""
+    transcript = read_resumable(earlier.file, fresh.analysis)
+    check_same_conversation(transcript, fresh, earlier.file)
+    copy_charts(earlier.file.parent, run_dir)
+    return continue_transcript(transcript, flow_run_id=fresh.flow_run_id or "", source=earlier.file,
+                               retry=earlier.retry)
