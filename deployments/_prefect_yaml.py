@@ -50,7 +50,7 @@ def prefect_yaml(loaded: list[LoadedConfig], work_pool: str | None = None, *, ge
 
 def write_prefect_yaml(path: Path, loaded: list[LoadedConfig], work_pool: str | None = None, **kwargs: Any) -> Path:
     path = path.expanduser().resolve()
-    if path.is_dir():
+    if path.is_dir() or path.suffix not in (".yaml", ".yml"):  # a folder, existing or not
         path = path / "prefect.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(prefect_yaml(loaded, work_pool, **kwargs), encoding="utf-8")

@@ -49,7 +49,7 @@ def deploy(
                                          help="Work pool whose workers run the flows (created as a process pool "
                                               "if missing). Start one with: prefect worker start --pool NAME"),
     prefect_yaml: Path | None = typer.Option(None, "--prefect-yaml", metavar="PATH",
-                                             help="Write the deployments to this prefect.yaml (a folder: PATH/prefect.yaml) "
+                                             help="Write the deployments to this .yaml file (any other PATH: PATH/prefect.yaml) "
                                                   "for `prefect deploy --all`, instead of registering them. No server "
                                                   "needed. Work pool: --work-pool, or 'analyses'."),
 ) -> None:

@@ -68,8 +68,8 @@ def client():
 def trigger(name: str, **parameters) -> UUID:
     from prefect.deployments import run_deployment
 
-    # Two iterations unless said otherwise: enough to run code in the sandbox, and quicker than the demo's six.
-    parameters = {"replay": str(TRANSCRIPT), "overrides": {"model.max_iterations": 2}, **parameters}
+    # One iteration unless said otherwise: enough to run code in the sandbox, and quicker than the demo's six.
+    parameters = {"replay": str(TRANSCRIPT), "overrides": {"model.max_iterations": 1}, **parameters}
     return run_deployment(f"analyze/{name}", timeout=0, parameters=parameters).id
 
 
@@ -165,41 +165,35 @@ def test_a_bad_override_fails_the_run_with_the_config_error(served, prefect_api)
     assert line in logs(flow_run_id)
 
 
-def test_runs_of_one_deployment_wait_for_each_other_and_for_a_sandbox_slot(served, prefect_api, cli,
-                                                                            sandbox_limit) -> None:
-    """Deterministic: this test holds the only sandbox slot, so the first run waits (Running) for it while
-    the second run of the same deployment waits for the deployment's only run slot; then both complete."""
+def test_runs_wait_for_their_deployments_slot_and_never_two_sandboxes_live_over_the_cap(served, prefect_api, cli,
+                                                                                       sandbox_limit) -> None:
+    """Deterministic: this test holds the only sandbox slot. The first run of serial-sales and a run of another
+    analysis start and wait (Running, logged) for it; a second run of serial-sales waits for its deployment's
+    only run slot without starting. Then the slot is freed: all complete, one sandbox alive at a time."""
     from prefect.concurrency.sync import concurrency
 
     assert "sandboxes: at most 1 at once (created)" in sandbox_limit(1)
     with concurrency("sandboxes", occupy=1, lease_duration=60, strict=True):
-        first = trigger("serial-sales")
-        wait_until(lambda: "Waiting for a sandbox slot" in logs(first), "the first run to wait for a sandbox slot")
-        assert state_names(first)[-1] == "Running"
+        first, other = trigger("serial-sales"), trigger("steady-sales")
+        for run in (first, other):
+            wait_until(lambda: "Waiting for a sandbox slot" in logs(run), "a run to wait for a sandbox slot")
+            assert state_names(run)[-1] == "Running"
+            assert task_runs(run, "load-config") and not task_runs(run, "provision-sandbox")  # no sandbox yet
         second = trigger("serial-sales")
         wait_until(lambda: "AwaitingConcurrencySlot" in state_names(second), "the second run to wait for its turn")
         assert "Running" not in state_names(second) and state_names(first)[-1] == "Running"
-        with client() as c:
-            assert not c.read_flow_run(first).state.is_final()
         shown = cli("limits", "show").output
         assert "sandboxes" in shown and "analyze/serial-sales" in shown, shown
-        assert task_runs(first, "load-config") and not task_runs(first, "provision-sandbox")  # no sandbox yet
 
-    runs = [finished(first), finished(second)]
-    assert all(run.state.is_completed() for run in runs), [run.state for run in runs]
-    assert "Got a sandbox slot of 'sandboxes'" in logs(first)
-    assert runs[1].start_time >= runs[0].end_time  # the second ran only after the first had ended
-
-
-def test_the_sandbox_cap_holds_across_deployments(served, prefect_api, sandbox_limit) -> None:
-    """Two analyses at once, limit 1: never two sandboxes alive (provision start .. teardown end), both complete."""
-    sandbox_limit(1)
-    flow_runs = [trigger("override-sales"), trigger("steady-sales")]
+    flow_runs = [first, second, other]
     runs = [finished(flow_run_id) for flow_run_id in flow_runs]
     assert all(run.state.is_completed() for run in runs), [run.state for run in runs]
+    assert "Got a sandbox slot of 'sandboxes'" in logs(first) and "Got a sandbox slot of 'sandboxes'" in logs(other)
+    assert runs[1].start_time >= runs[0].end_time  # serial-sales: the second ran only after the first had ended
+    # The cap: from provisioning to the end of teardown, the three sandboxes' lives never overlap.
     alive = sorted((task_run(f, "provision-sandbox").start_time, task_run(f, "teardown-sandbox").end_time)
                    for f in flow_runs)
-    assert alive[0][1] <= alive[1][0], alive
+    assert all(earlier[1] <= later[0] for earlier, later in zip(alive, alive[1:])), alive
 
 
 def test_a_config_change_applies_at_the_next_run_and_a_broken_config_fails_only_its_run(served, prefect_api) -> None:

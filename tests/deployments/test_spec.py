@@ -128,3 +128,15 @@ def test_the_prefect_yaml_holds_every_deployment_field(tmp_path) -> None:
     }
     assert second["schedules"] == [{"interval": 3600.0, "timezone": "Europe/Paris", "active": True}]
     assert second["concurrency_limit"] == {"limit": 2, "collision_strategy": "CANCEL_NEW"}
+
+
+def test_the_prefect_yaml_goes_to_the_file_named_or_into_the_folder(tmp_path) -> None:
+    from deployments import write_prefect_yaml
+
+    loaded = [load_config(copy_demo(tmp_path / "configs", "weekly"))]
+    assert write_prefect_yaml(tmp_path / "deploy.yml", loaded) == tmp_path / "deploy.yml"
+    assert write_prefect_yaml(tmp_path / "new-folder", loaded) == tmp_path / "new-folder" / "prefect.yaml"
+    (tmp_path / "there").mkdir()
+    written = write_prefect_yaml(tmp_path / "there", loaded)
+    assert written == tmp_path / "there" / "prefect.yaml"
+    assert yaml.safe_load(written.read_text())["deployments"][0]["work_pool"]["name"] == "analyses"
