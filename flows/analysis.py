@@ -6,11 +6,13 @@ torn down whatever happens: success, failure, exception, timeout or cancellation
 
 from __future__ import annotations
 
+import signal
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
 from tasks.agent import events
@@ -85,7 +87,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
             write_final_report(loop)
         publisher.submit(update_progress, progress, 100)
     except BaseException as exc:
-        transcript.fail(f"{type(exc).__name__}: {exc}")
+        transcript.fail(_why_stopped(exc))
         raise
     finally:
         transcript.save(run_dir / TRANSCRIPT_FILE)
@@ -109,6 +111,13 @@ def summarize(transcript: Transcript, run_dir: Path) -> dict[str, Any]:
         "usage": transcript.usage.to_dict(),
         "cost_usd": transcript.cost_usd,
     }
+
+
+def _why_stopped(exc: BaseException) -> str:
+    if isinstance(exc, TerminationSignal):  # Prefect's runner turns a cancellation into SIGTERM
+        return (f"cancelled: the flow run's process received {signal.Signals(exc.signal).name} (cancelled from the "
+                "Prefect UI or `prefect flow-run cancel`, or its worker was stopped)")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _teardown(sandbox: Any) -> None:

@@ -86,6 +86,24 @@ def _exit_code(error: BaseException | None) -> int:
     return EXIT_BAD_CONFIG if isinstance(error, ConfigError) else EXIT_FAILED
 
 
+def _server_lost(error: BaseException, api_url: str, run_dir: str | None) -> str | None:
+    """Prefect's client (httpx; the model and Daytona SDKs' errors never get here raw) gave up on the server."""
+    import httpx
+
+    if not isinstance(error, httpx.TransportError):
+        return None
+    ended = ""
+    if run_dir:
+        from tasks.agent.transcript import TRANSCRIPT_FILE, Transcript
+
+        try:
+            ended = f"; the analysis itself ended {Transcript.load(Path(run_dir) / TRANSCRIPT_FILE).status!r}"
+        except Exception:  # noqa: BLE001 - no transcript yet: nothing more to say
+            pass
+    return (f"the Prefect server at {api_url} stopped answering ({type(error).__name__}: {error}){ended}; what "
+            f"the run wrote is in its folder, but Prefect may not show its end (`analyst server status`)")
+
+
 def _summary(result, error, progress, api_url, flow_run_url) -> dict[str, Any]:
     summary: dict[str, Any] = dict(result or {})
     summary.setdefault("analysis", progress.analysis)
@@ -93,7 +111,7 @@ def _summary(result, error, progress, api_url, flow_run_url) -> dict[str, Any]:
     summary.setdefault("run_dir", progress.run_dir)
     if error is not None:
         summary["status"] = "failed"
-        summary["error"] = str(error) or type(error).__name__
+        summary["error"] = _server_lost(error, api_url, summary["run_dir"]) or str(error) or type(error).__name__
         summary.setdefault("iterations", progress.iterations)
     if summary.get("flow_run_id"):
         summary["ui_url"] = flow_run_url(api_url, summary["flow_run_id"])

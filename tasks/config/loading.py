@@ -22,6 +22,9 @@ from tasks.errors import ConfigError, Problem
 from .schema import AnalysisConfig
 from .yaml_guard import read_config_yaml
 
+# API keys are read where they are used (tasks/models/credentials.py, tasks/sandbox/daytona_client.py),
+# never through the config, which is sent to the model, kept in transcripts and shown in Prefect.
+SECRET_VARIABLES = frozenset({"ANTHROPIC_API_KEY", "DAYTONA_API_KEY"})
 _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -177,6 +180,11 @@ def _interpolate(value: Any, env: dict[str, str | None], file: str, key: str, pr
         escaped, name, default = match.groups()
         if escaped:
             return match.group(0)[1:]
+        if name in SECRET_VARIABLES:
+            problems.append(Problem(file, key, f"${{{name}}}: an API key cannot be put in the config (it would "
+                                    "reach the prompt, the transcript or Prefect); the key is read from the "
+                                    "environment, .env or a Secret block by itself, remove the reference"))
+            return ""
         found = env.get(name)
         if found is None:
             if default is not None:

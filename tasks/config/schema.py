@@ -92,6 +92,19 @@ class DatasetConfig(Strict):
         return f"{self.name}.{self.format}"
 
 
+_BLOCK_NAME = re.compile(r"^[a-z0-9-]+$")  # what Prefect accepts as a block document's name
+
+
+def secret_block_name(value: str | None) -> str | None:
+    """``api_key_secret`` names a Secret block; the API key itself there would be echoed by every "no
+    such block" message, and an override lands in the flow run's parameters. The value is never repeated."""
+    if value is not None and value.strip() and (not _BLOCK_NAME.match(value) or value.startswith("sk-ant-")):
+        raise ValueError("expected the name of a Prefect Secret block (lowercase letters, digits and dashes), not "
+                         "an API key itself (this value is not shown, in case it is one): save the key in a Secret "
+                         "block and give the block's name here")
+    return value
+
+
 class ModelConfig(Strict):
     provider: Literal["anthropic", "replay"] = "anthropic"
     name: str = DEFAULT_MODEL
@@ -104,6 +117,11 @@ class ModelConfig(Strict):
     max_total_tokens: int | None = Field(None, gt=0)
     api_key_secret: str | None = Field(None, description="Name of a Prefect Secret block holding the API key.")
     transcript: str | None = Field(None, description="For provider 'replay': the transcript.json to replay.")
+
+    @field_validator("api_key_secret")
+    @classmethod
+    def _block_name(cls, value: str | None) -> str | None:
+        return secret_block_name(value)
 
     @field_validator("base_url")
     @classmethod
@@ -188,6 +206,11 @@ class SandboxConfig(Strict):
         if value is not None and not value.strip():
             raise ValueError("expected a non-empty name, or remove the key")
         return value
+
+    @field_validator("api_key_secret")
+    @classmethod
+    def _block_name(cls, value: str | None) -> str | None:
+        return secret_block_name(value)
 
     @field_validator("network")
     @classmethod
