@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.fakes.anthropic_api import FakeAnthropicAPI, run_python, tool_use_block
+from tests.fakes.anthropic_api import FakeAnthropicAPI, tool_use_block
 
 from tasks.agent.context import TRIMMED
 
