@@ -1,11 +1,11 @@
 """Analysis configs -> Prefect deployments of the ``analyze`` flow, one per config.
 
 A deployment is named after the config's ``name`` (``analyze/<name>``), carries the config's
-schedule, tags, description and ``concurrency.runs`` (as its concurrency limit), and passes the config's absolute path as the ``config``
-parameter, so ``prefect deployment run analyze/<name>`` works from any folder. The flow reloads
-the YAML at every run: prompt, model or data changes apply to the next run; schedule, tags and
-description are read when the deployment is built (restart ``analyst serve`` or re-run
-``analyst deploy`` after changing them).
+schedule, tags, description and ``concurrency.runs`` (as its concurrency limit), and passes the
+config's absolute path as the ``config`` parameter, so ``prefect deployment run analyze/<name>``
+works from any folder. The flow reloads the YAML at every run: prompt, model or data changes apply
+to the next run; schedule, tags, description and concurrency are read when the deployment is built
+(restart ``analyst serve`` or re-run ``analyst deploy`` after changing them).
 
 The entrypoint is the module path ``flows.analysis.analyze``, not a file path relative to the
 folder the command ran in: a process worker runs each flow in a fresh temporary folder, where

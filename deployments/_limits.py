@@ -67,14 +67,19 @@ def check_known(name: str) -> str:
     return name
 
 
+def check_value(name: str, limit: int) -> int:
+    if limit < 1:
+        raise LimitError(f"{name}: expected at least 1 (0 would block every run); to lift the cap, "
+                         f"remove it: analyst limits remove {name}")
+    return limit
+
+
 def set_limit(name: str, limit: int) -> tuple[LimitState | None, LimitState]:
     """Create or update the global concurrency limit ``name`` (active); returns (before, after)."""
     from prefect import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 
-    if limit < 1:
-        raise LimitError(f"{name}: expected at least 1 (0 would block every run); to lift the cap, "
-                         f"remove it: analyst limits remove {name}")
+    check_value(name, limit)
     before = read_limit_state(name)
     with get_client(sync_client=True) as client:
         try:

@@ -48,10 +48,10 @@ def deploy(
     work_pool: str | None = typer.Option(None, "--work-pool", metavar="NAME",
                                          help="Work pool whose workers run the flows (created as a process pool "
                                               "if missing). Start one with: prefect worker start --pool NAME"),
-    prefect_yaml: Path | None = typer.Option(None, "--prefect-yaml", metavar="PATH",
-                                             help="Write the deployments to this .yaml file (any other PATH: PATH/prefect.yaml) "
-                                                  "for `prefect deploy --all`, instead of registering them. No server "
-                                                  "needed. Work pool: --work-pool, or 'analyses'."),
+    prefect_yaml: Path | None = typer.Option(
+        None, "--prefect-yaml", metavar="PATH",
+        help="Write the deployments to this .yaml file (any other PATH: PATH/prefect.yaml) for `prefect deploy "
+             "--all`, instead of registering them. No server needed. Work pool: --work-pool, or 'analyses'."),
 ) -> None:
     """Register the analyses' deployments (with their schedules) on the Prefect server, without serving them."""
     from flows.local_server import configure_prefect
@@ -116,7 +116,8 @@ def _apply_sandbox_cap(loaded: list[LoadedConfig]) -> None:
     before, _ = set_limit(SANDBOX_LIMIT, limit)
     was = "" if before is None else (" (unchanged)" if before.limit == limit and before.active
                                      else f" (was {before.limit}{'' if before.active else ', inactive'})")
-    console.print(f"Sandboxes (all analyses): at most {limit} at once{was}, from concurrency.sandboxes in {source.path}.")
+    console.print(f"Sandboxes (all analyses): at most {limit} at once{was}, "
+                  f"from concurrency.sandboxes in {source.path}.")
 
 
 def _write_prefect_yaml(loaded: list[LoadedConfig], path: Path, work_pool: str | None) -> None:

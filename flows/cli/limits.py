@@ -19,13 +19,11 @@ def set_(
     limit: int = typer.Argument(..., help="How many at once (at least 1)."),
 ) -> None:
     """Create or change a limit on the Prefect server; runs over it wait for a slot."""
-    from deployments import LimitError, check_known, set_limit
+    from deployments import check_known, set_limit
+    from deployments._limits import check_value
 
     with user_errors():
-        check_known(name)
-        if limit < 1:
-            raise LimitError(f"{name}: expected at least 1 (0 would block every run); to lift the cap: "
-                             f"analyst limits remove {name}")
+        check_value(check_known(name), limit)  # before any server starts
         _connect()
         before, after = set_limit(name, limit)
         was = "created" if before is None else f"was {before.limit}{'' if before.active else ' (inactive)'}"
@@ -49,7 +47,6 @@ def remove(name: str = typer.Argument(..., help="The limit: sandboxes.")) -> Non
 def show() -> None:
     """The sandbox cap and each analysis deployment's limit on runs at once, with the slots in use."""
     from deployments import KNOWN_LIMITS, deployment_names, read_all_limits
-    from deployments._limits import DEPLOYMENT_LIMIT_PREFIX
 
     with user_errors():
         _connect()
@@ -63,7 +60,8 @@ def show() -> None:
         if state is None:
             table.add_row(name, what, "not capped", "-")
         else:
-            table.add_row(name, what, str(state.limit) if state.active else f"{state.limit} (inactive)", str(state.in_use))
+            at_most = str(state.limit) if state.active else f"{state.limit} (inactive)"
+            table.add_row(name, what, at_most, str(state.in_use))
     for name, state in limits.items():
         if name in deployments:
             table.add_row(deployments[name], "runs at once (concurrency.runs)", str(state.limit), str(state.in_use))

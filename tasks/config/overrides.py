@@ -36,7 +36,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return result
 
 
-def apply_overrides(tree: dict[str, Any], overrides: dict[str, Any] | None, file: str) -> tuple[list[Problem], set[str]]:
+def apply_overrides(tree: dict[str, Any], overrides: dict[str, Any] | None,
+                    file: str) -> tuple[list[Problem], set[str]]:
     """Apply ``overrides`` to the parsed YAML ``tree`` in place.
 
     Returns the problems (one per override that cannot apply, naming its key and the fix) and the
@@ -48,8 +49,9 @@ def apply_overrides(tree: dict[str, Any], overrides: dict[str, Any] | None, file
     if overrides is None:
         return problems, touched
     if not isinstance(overrides, dict):
-        problems.append(Problem(file, "overrides", f"expected a mapping of keys to values, got {type(overrides).__name__}; "
-                                "e.g. {\"model.max_iterations\": 3} or {\"model\": {\"max_iterations\": 3}}"))
+        problems.append(Problem(file, "overrides", (
+            f"expected a mapping of keys to values, got {type(overrides).__name__}; "
+            "e.g. {\"model.max_iterations\": 3} or {\"model\": {\"max_iterations\": 3}}")))
         return problems, touched
     for key, value in overrides.items():
         _apply(tree, [], str(key), value, file, problems, touched)

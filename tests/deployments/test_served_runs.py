@@ -203,7 +203,8 @@ def test_a_config_change_applies_at_the_next_run_and_a_broken_config_fails_only_
         config.write_text(original.replace("Which regions", "Since the last run, which regions"))
         changed = trigger("changing-sales")
         assert finished(changed).state.is_completed()
-        assert transcript_of(served, "changing-sales", changed)["prompt"].startswith("Since the last run, which regions")
+        prompt = transcript_of(served, "changing-sales", changed)["prompt"]
+        assert prompt.startswith("Since the last run, which regions")
 
         config.write_text(original.replace("  max_iterations:", "  max_iteratons:"))
         broken, other = trigger("changing-sales"), trigger("steady-sales")

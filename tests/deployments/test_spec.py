@@ -36,8 +36,10 @@ def test_the_config_sets_runs_at_once_and_what_a_busy_run_does(tmp_path) -> None
     assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
 
 
-@pytest.mark.parametrize("block, key", [("  runs: 0\n", "concurrency.runs"), ("  when_busy: queue\n", "concurrency.when_busy"),
-                                        ("  sandboxes: 0\n", "concurrency.sandboxes"), ("  run: 2\n", "concurrency.run")])
+@pytest.mark.parametrize("block, key", [
+    ("  runs: 0\n", "concurrency.runs"), ("  when_busy: queue\n", "concurrency.when_busy"),
+    ("  sandboxes: 0\n", "concurrency.sandboxes"), ("  run: 2\n", "concurrency.run"),
+])
 def test_bad_concurrency_keys_are_named(tmp_path, block, key) -> None:
     config = set_concurrency(copy_demo(tmp_path, "bad"), block)
     with pytest.raises(ConfigError) as caught:
