@@ -42,10 +42,12 @@ def run(
         if resume is not None:  # the cheap checks before any server or flow run; the flow checks the rest
             from tasks.agent.resume import read_resumable, transcript_file
 
-            read_resumable(transcript_file(resume), loaded.config.name)
+            earlier = read_resumable(transcript_file(resume), loaded.config.name)
         from flows.local_server import configure_prefect, flow_run_url
 
         api_url = configure_prefect()
+        if resume is not None:
+            _warn_if_still_running(earlier.flow_run_id)
         from flows.analysis import analyze  # imports prefect: only after its API URL is settled
 
         # Retries of this run resume where the failed attempt stopped (tasks/agent/resume.py).
@@ -72,6 +74,22 @@ def run(
         if os.environ.get("ANALYST_DEBUG"):
             raise error
     raise typer.Exit(EXIT_OK if summary["status"] in COMPLETE else _exit_code(error))
+
+
+def _warn_if_still_running(flow_run_id: str | None) -> None:
+    """Resuming a run whose process is alive would have both go on; after a kill the server says
+    Running until its crash detection marks the run Crashed (two heartbeat periods)."""
+    from prefect import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(flow_run_id).state if flow_run_id else None
+    except Exception:  # noqa: BLE001 - a run from another server, or none: nothing to say
+        return
+    if state is not None and state.is_running():
+        err_console.print(f"[yellow]warning:[/] flow run {flow_run_id} of that folder is still Running on the Prefect "
+                          "server: if its process is alive, stop it first, or both runs will go on", markup=True,
+                          highlight=False)
 
 
 def _is_user_error(error: BaseException) -> bool:

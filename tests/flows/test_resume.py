@@ -254,6 +254,8 @@ def test_a_killed_run_is_marked_crashed_and_resumes_with_only_the_remaining_requ
         resumed = subprocess.run([*analyst, "run", str(DEMO), *sets, "--resume", str(transcript_path.parent), "--json"],
                                  env=child_env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert resumed.returncode == 0, resumed.stderr
+        # Not yet marked Crashed (that takes two heartbeat periods): the user is told to make sure it is dead.
+        assert f"flow run {crashed.flow_run_id} of that folder is still Running" in " ".join(resumed.stderr.split())
         summary = json.loads(resumed.stdout)
         # Iteration 4's turn came from the persisted results; only iterations 5, 6 and 7 were asked.
         assert len(anthropic_api.requests) == 4 + 3
