@@ -29,6 +29,7 @@ from tasks.provision import provision_sandbox, teardown_sandbox, upload_datasets
 from tasks.reports import create_progress, publish_iteration, update_progress
 from tasks.reports.publisher import ArtifactPublisher
 from tasks.sandbox.daytona_cleanup import delete_flow_run_sandboxes
+from tasks.sandbox_slots import SandboxSlot
 from tasks.validate import validate_datasets
 
 
@@ -42,7 +43,8 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
             resume: str | None = None) -> dict[str, Any]:
     """Run the analysis declared in the YAML file ``config``.
 
-    ``overrides`` are applied on top of the file, like the CLI's ``--set`` (``{"model.max_iterations": 3}``).
+    ``overrides`` are applied on top of the file, like the CLI's ``--set``: dotted keys
+    (``{"model.max_iterations": 3}``) or nested mappings (``{"model": {"max_iterations": 3}}``).
     ``replay`` replays the model's turns from a transcript.json instead of calling the model.
     ``resume`` is the folder of an unfinished run of this analysis to go on from (``--resume``); a
     retry of this flow run goes on from its failed attempt without it.
@@ -68,7 +70,9 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
 
     sandbox = None
     publisher = ArtifactPublisher()
+    slot = SandboxSlot(transcript.flow_run_id)  # the global cap on live sandboxes, if one is set
     try:
+        slot.acquire()
         sandbox = provision_sandbox(loaded, labels={"analysis": cfg.name, "flow-run": transcript.flow_run_id})
         upload_datasets(sandbox, loaded)
         if earlier:
@@ -92,6 +96,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     finally:
         transcript.save(run_dir / TRANSCRIPT_FILE)
         _teardown(sandbox)
+        slot.release()
         provider.close()
         publisher.close()
         _collect(transcript, run_dir)

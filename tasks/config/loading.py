@@ -19,8 +19,11 @@ from pydantic import BaseModel, ValidationError
 
 from tasks.errors import ConfigError, Problem
 
+from .overrides import apply_overrides, parse_overrides
 from .schema import AnalysisConfig
 from .yaml_guard import read_config_yaml
+
+__all__ = ["LoadedConfig", "config_warnings", "dotenv_environment", "load_config", "parse_overrides"]
 
 # API keys are read where they are used (tasks/models/credentials.py, tasks/sandbox/daytona_client.py),
 # never through the config, which is sent to the model, kept in transcripts and shown in Prefect.
@@ -64,12 +67,7 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     if not isinstance(raw, dict):
         raise ConfigError([Problem(file, "", "expected a mapping of keys (name, datasets, prompt, ...) at the top")])
 
-    problems: list[Problem] = []
-    for key, value in (overrides or {}).items():
-        try:
-            set_dotted(raw, key, value)
-        except (KeyError, IndexError, TypeError) as exc:
-            problems.append(Problem(file, key, f"cannot apply override: {exc}"))
+    problems, overridden = apply_overrides(raw, overrides, file)
 
     env = dotenv_environment(path.parent)
     raw = _interpolate(raw, env, file, "", problems)
@@ -79,7 +77,7 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     try:
         config = AnalysisConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_problems_from(exc, file)) from None
+        raise ConfigError(_from_overrides(_problems_from(exc, file), overridden)) from None
 
     loaded = LoadedConfig(config, path)
     missing = [
@@ -112,41 +110,6 @@ def config_warnings(config: AnalysisConfig) -> list[str]:
     if config.sandbox.isolation == "none":
         warnings.append("sandbox.isolation: 'none' runs model-written code unsandboxed on this machine")
     return warnings
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["model.max_iterations=3"]`` -> ``{"model.max_iterations": 3}``; values are YAML scalars."""
-    result: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError([Problem("--set", pair, "expected KEY=VALUE, e.g. model.max_iterations=3")])
-        try:
-            result[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            result[key.strip()] = value
-    return result
-
-
-def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``a.b.0.c`` in nested dicts/lists, creating mappings on the way."""
-    parts = dotted.split(".")
-    node: Any = tree
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            index = int(part)
-            if last:
-                node[index] = value
-            else:
-                node = node[index]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                node = node.setdefault(part, {})
-        else:
-            raise TypeError(f"'{'.'.join(parts[:i])}' is not a mapping or a list")
 
 
 def dotenv_environment(config_dir: Path) -> dict[str, str | None]:
@@ -226,6 +189,15 @@ def _problems_from(exc: ValidationError, file: str) -> list[Problem]:
     for problem in problems:
         unique.setdefault((problem.key, problem.message), problem)
     return list(unique.values())
+
+
+def _from_overrides(problems: list[Problem], overridden: set[str]) -> list[Problem]:
+    """Say which problems come from an override: the bad value is not in the file."""
+    def from_override(key: str) -> bool:
+        return any(key == k or key.startswith((f"{k}.", f"{k}[")) for k in overridden)
+
+    return [Problem(p.file, p.key, f"{p.message} (set by an override, not the file: fix or remove the override)")
+            if from_override(p.key) else p for p in problems]
 
 
 def _format_loc(loc: list[Any]) -> str:

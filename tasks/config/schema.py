@@ -351,6 +351,18 @@ class OutputsConfig(Strict):
         return value
 
 
+class ConcurrencyConfig(Strict):
+    runs: int = Field(1, ge=1, le=1000, description=(
+        "Runs of this analysis at once: the concurrency limit of its deployment analyze/<name>. "
+        "A run triggered or scheduled while that many are running waits for one to end (see when_busy)."))
+    when_busy: Literal["wait", "cancel"] = Field("wait", description=(
+        "What a run that finds `runs` runs already going does: wait (default) for a free slot, "
+        "or cancel itself (a scheduled run skipped while the previous one is still going)."))
+    sandboxes: int | None = Field(None, ge=1, le=10_000, description=(
+        "Sandboxes alive at once across ALL analyses (the Prefect global concurrency limit 'sandboxes'), "
+        "set on the server by `analyst serve` and `analyst deploy`; configs that set it must agree. "
+        "Unset: left as it is on the server (`analyst limits set sandboxes N`; no limit: not capped)."))
+
 
 class AnalysisConfig(Strict):
     name: str
@@ -365,6 +377,7 @@ class AnalysisConfig(Strict):
     retries: int = Field(0, ge=0, le=10, description=(
         "Times Prefect runs a failed run again; each retry resumes where the failed attempt stopped."))
     retry_delay: float | str = Field("30s", description="Wait before each retry, e.g. '30s', '5m'.")
+    concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
 
     @field_validator("name")
     @classmethod
