@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from tasks.config import LoadedConfig, load_config
+from tasks.config.yaml_guard import read_config_yaml
 from tasks.errors import ConfigError, Problem
 
 from ._spec import deployment_fields
@@ -64,8 +65,8 @@ def find_configs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 def _looks_like_config(path: Path) -> bool:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError):
+        raw = read_config_yaml(path)  # a huge file or an alias bomb is kept, for loading to refuse it clearly
+    except (UnicodeDecodeError, yaml.YAMLError, ConfigError):
         return True
     return isinstance(raw, dict) and any(k in raw for k in CONFIG_KEYS)
 

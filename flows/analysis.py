@@ -50,6 +50,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     retry of this flow run goes on from its failed attempt without it.
     """
     logger = get_run_logger()
+    events.emit("flow_run", {"flow_run_id": str(flow_run.get_id() or "")})
     loaded = load_analysis_config(config, overrides)
     cfg = loaded.config
     reports = validate_datasets(loaded)
@@ -161,6 +162,9 @@ def _emit_and_log(kind: str, data: dict[str, Any]) -> None:
         cell = data["cell"]
         logger.info("Iteration %s, code run: %s%s", data["iteration"], cell.status,
                     f", {len(cell.charts)} chart(s)" if cell.charts else "")
+    elif kind == "context_trimmed":
+        logger.warning("Trimmed the %s oldest code output(s) to fit the context window (%s)",
+                       data["outputs"], data["reason"])
     elif kind == "finished":
         logger.info("Finished: %s %s", data["status"], data["detail"])
 

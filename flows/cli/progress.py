@@ -43,7 +43,9 @@ class LiveProgress:
             self._status.update(f"{self.analysis}: {text}")
 
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
-        if kind == "started":
+        if kind == "flow_run":  # before validation: a run that fails there still has its link
+            self.flow_run_id = data.get("flow_run_id")
+        elif kind == "started":
             self.flow_run_id, self.run_dir = data.get("flow_run_id"), data.get("run_dir")
             self._say(f"[bold]{self.analysis}[/]: run folder {self.run_dir}")
         elif kind == "resumed":

@@ -29,9 +29,11 @@ def run(
 ) -> None:
     """Run an analysis: validate the data, run Claude's loop in a sandbox, write the report."""
     console = Console(stderr=as_json, quiet=as_json, highlight=False)
-    # Our progress replaces Prefect's console logs; they still reach the server and its UI. Set
-    # before prefect is imported (loading a config with a schedule imports it).
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # Our progress and summary replace Prefect's console logs (a failed task logs its traceback at
+    # ERROR); they still reach the server and its UI. Set before prefect is imported (loading a
+    # config with a schedule imports it).
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL",
+                          "DEBUG" if os.environ.get("ANALYST_DEBUG") else "CRITICAL")
     with user_errors():
         overrides = parse_overrides(set_)
         loaded = load_config(config, overrides)  # fail fast, before any server or flow run exists

@@ -25,7 +25,8 @@ from pandera.api.checks import Check
 from pandera.engines import polars_engine
 
 from tasks.config.schema import SUFFIX_FORMATS, DatasetConfig
-from tasks.errors import DataError
+from tasks.config.yaml_guard import read_config_yaml
+from tasks.errors import ConfigError, DataError
 
 _INTEGERS = {f"{sign}int{bits}": getattr(pl, f"{sign.upper()}Int{bits}") for sign in ("", "u") for bits in (8, 16, 32, 64)}
 _SIMPLE: dict[str, Any] = {
@@ -69,16 +70,16 @@ def load_schema(dataset: DatasetConfig, base_dir: Path) -> pap.DataFrameSchema:
     path = path if path.is_absolute() else base_dir / path
     source = f"schema {path}"
     try:
-        text = path.read_text(encoding="utf-8")
+        mapping = read_config_yaml(path)  # the same size and alias-bomb guard as a config
     except FileNotFoundError:
         raise DataError(dataset.name, source, "schema file not found (a relative path is read from the config's "
                                               "folder)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(dataset.name, source, f"cannot read the schema file: {exc}") from None
-    try:
-        mapping = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise DataError(dataset.name, source, f"not valid YAML: {exc}") from None
+    except ConfigError as exc:
+        raise DataError(dataset.name, source, exc.problems[0].message) from None
     return schema_from_mapping(mapping, dataset=dataset.name, source=source)
 
 

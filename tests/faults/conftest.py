@@ -175,6 +175,17 @@ def artifact_keys(flow_run_id: str) -> set[str]:
     return {a.key for a in found if a.key}
 
 
+def log_messages(flow_run_id: str) -> list[str]:
+    """The flow run's logs on the server (this process's pending ones sent first)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        return [log.message for log in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))]
+
+
 def task_run_names(flow_run_id: str) -> set[str]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId

@@ -152,4 +152,5 @@ def test_a_run_whose_schema_does_not_match_fails_before_any_sandbox_or_model(run
     assert anthropic_api.requests == []  # nothing was sent to Claude; no sandbox was made (checked by `run`)
     found = latest_flow_run("schema-mismatch")
     assert found.state.is_failed() and "data invalid" in found.state.message
+    assert f"/runs/flow-run/{found.id}" in outcome.output.replace("\n", "")  # the link, though it failed early
     assert {"schema-mismatch-validation", "schema-mismatch-validation-failures"} <= artifact_keys(str(found.id))

@@ -18,7 +18,7 @@ from tests.fakes.anthropic_api import FakeAnthropicAPI, tool_use_block
 
 from tasks.agent.context import TRIMMED
 
-from .conftest import artifact_keys, flow_run
+from .conftest import artifact_keys, flow_run, log_messages
 
 pytestmark = pytest.mark.slow
 
@@ -143,6 +143,7 @@ def test_context_window_exceeded_trims_old_outputs_and_goes_on(run, anthropic_ap
     assert transcript.cells[1].stdout == "x" * 6000 + "\n"  # the full output stays in the record
     assert [c.stdout for c in transcript.cells][-1] == "third\n"
     assert flow_run(outcome.summary["flow_run_id"]).state.is_completed()
+    assert any("to fit the context window" in m for m in log_messages(outcome.summary["flow_run_id"]))
 
 
 def test_context_window_too_small_even_trimmed_ends_with_a_clear_message(run, anthropic_api) -> None:
