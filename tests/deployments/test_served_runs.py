@@ -152,7 +152,7 @@ def test_overrides_given_as_nested_json_on_the_prefect_command_line(served, pref
     # The demo's transcript has 6 iterations: the override stopped it at 3 (then the final report).
     assert (transcript["status"], transcript["stop_detail"]) == ("max_iterations", "stopped after 3 iterations")
     # Without a 'sandboxes' limit the run is not held back, and none is created behind the user's back.
-    assert "Sandboxes are not capped" in logs(flow_run_id)
+    wait_until(lambda: "Sandboxes are not capped" in logs(flow_run_id), "the run's log that it is not capped")
     assert read_limit_state("sandboxes") is None
 
 
@@ -162,7 +162,7 @@ def test_a_bad_override_fails_the_run_with_the_config_error(served, prefect_api)
     assert run.state.is_failed()
     line = f"{served / 'override-sales.yaml'}: model.max_iteratons: unknown key; did you mean 'max_iterations'?"
     assert line in run.state.message and "set by an override" in run.state.message
-    assert line in logs(flow_run_id)
+    wait_until(lambda: line in logs(flow_run_id), "the error in the run's logs")  # logs are sent in batches
 
 
 def test_runs_wait_for_their_deployments_slot_and_never_two_sandboxes_live_over_the_cap(served, prefect_api, cli,
@@ -188,7 +188,8 @@ def test_runs_wait_for_their_deployments_slot_and_never_two_sandboxes_live_over_
     flow_runs = [first, second, other]
     runs = [finished(flow_run_id) for flow_run_id in flow_runs]
     assert all(run.state.is_completed() for run in runs), [run.state for run in runs]
-    assert "Got a sandbox slot of 'sandboxes'" in logs(first) and "Got a sandbox slot of 'sandboxes'" in logs(other)
+    for run in (first, other):
+        wait_until(lambda: "Got a sandbox slot of 'sandboxes'" in logs(run), "the run's log that it got its slot")
     assert runs[1].start_time >= runs[0].end_time  # serial-sales: the second ran only after the first had ended
     # The cap: from provisioning to the end of teardown, the three sandboxes' lives never overlap.
     alive = sorted((task_run(f, "provision-sandbox").start_time, task_run(f, "teardown-sandbox").end_time)
@@ -211,7 +212,8 @@ def test_a_config_change_applies_at_the_next_run_and_a_broken_config_fails_only_
         run = finished(broken)
         assert run.state.is_failed()
         line = f"{config}: model.max_iteratons: unknown key; did you mean 'max_iterations'?"
-        assert line in run.state.message and line in logs(broken)
+        assert line in run.state.message
+        wait_until(lambda: line in logs(broken), "the error in the run's logs")  # logs are sent in batches
         assert finished(other).state.is_completed()
     finally:
         config.write_text(original)
