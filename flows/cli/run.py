@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.cli._errors import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, err_console, user_errors
+from flows.cli.cancel_watch import CANCELLED_MESSAGE, CancelWatch
 from flows.cli.progress import LiveProgress
 from tasks.config import config_warnings, load_config, parse_overrides
 
@@ -59,13 +60,21 @@ def run(
         progress = LiveProgress(console, loaded.config.name, loaded.config.model.max_iterations)
         result: dict[str, Any] | None = None
         error: BaseException | None = None
-        with progress:
+        watch = CancelWatch(lambda: progress.flow_run_id)  # no Prefect runner here to act on a cancellation
+        with progress, watch:
             try:
                 result = analyze(str(loaded.path), overrides or None, str(replay.resolve()) if replay else None,
                                  str(resume.resolve()) if resume else None)
             except Exception as exc:  # noqa: BLE001 - reported below, with the run's link and folder
                 error = exc
+            except BaseException as exc:  # the SIGTERM the watch sent, as Prefect raises it in the flow
+                if not watch.cancelled:
+                    raise
+                error = exc
+        watch.finish()
         summary = _summary(result, error, progress, api_url, flow_run_url)
+        if watch.cancelled:
+            summary.update(status="cancelled", error=CANCELLED_MESSAGE)
 
     if as_json:
         print(json.dumps(summary, indent=2, default=str))

@@ -286,3 +286,38 @@ def test_a_cancelled_run_tears_its_sandbox_down(provider, how, prefect_api, tmp_
     assert transcript.stop_detail.startswith("cancelled: the flow run's process received SIGTERM"), transcript
     assert "cancelled" in (run_dir / "report.md").read_text()
     assert_nothing_left(marker)
+
+
+def test_a_cancelled_analyst_run_stops_and_tears_its_sandbox_down(prefect_api, tmp_path, marker):
+    """`analyst run` has no Prefect runner to act on a cancellation: its own watch does (flows/cli/cancel_watch.py)."""
+    config = write_analysis(tmp_path / "analysis", "cancel-run")
+    out = tmp_path / "analysis" / "out"
+    with FakeAnthropicAPI() as model_api:
+        model_api.enqueue_tool_use(code="print('first')")
+        model_api.enqueue_tool_use(code="import time\nprint('sleeping', flush=True)\ntime.sleep(600)")
+        env = {**os.environ, "PREFECT_API_URL": prefect_api, "TMPDIR": str(marker), "ANTHROPIC_API_KEY": "sk-test",
+               "COLUMNS": "200"}
+        run = subprocess.Popen([sys.executable, "-c", "from flows.cli import app; app()", "run", str(config), "--json",
+                                "--set", f"model.base_url={model_api.base_url}"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            [transcript_file] = wait_for(lambda: len(model_api.requests) >= 2 and sandbox_processes(str(marker))
+                                         and list(out.glob("cancel-run/*/transcript.json")), "iteration 2")
+            flow_run_id = json.loads(transcript_file.read_text())["flow_run_id"]
+            time.sleep(2)
+            cancel(flow_run_id, "cli", prefect_api)
+            stdout, stderr = run.communicate(timeout=WAIT)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        assert len(model_api.requests) == 2  # stopped in the sleeping cell, not after it
+
+    assert run.returncode == 1, stderr
+    summary = json.loads(stdout)
+    assert summary["status"] == "cancelled" and "Cancelled from the Prefect UI" in summary["error"], summary
+    assert read_flow_run(prefect_api, flow_run_id).state.is_cancelled()
+    transcript = Transcript.load(transcript_file)
+    assert transcript.cells[0].stdout == "first\n"
+    assert transcript.stop_detail.startswith("cancelled: the flow run's process received SIGTERM"), transcript
+    assert_nothing_left(marker)

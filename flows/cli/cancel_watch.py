@@ -1,0 +1,85 @@
+"""Cancelling a run that `analyst run` started (from the Prefect UI or `prefect flow-run cancel`).
+
+A served or worker-run flow is cancelled by its Prefect runner: it watches the server and stops the
+flow's process with SIGTERM. `analyst run` runs the flow in its own process, with no runner, so a
+cancelled run stayed "Cancelling" forever while the analysis went on to the end (seen with prefect
+3.9). This watcher plays the runner's part: it polls the flow run's state and, once it is
+Cancelling, sends this process SIGTERM, which Prefect turns into an exception inside the flow (its
+``finally`` saves the transcript and tears the sandbox down); ``finish`` then marks the run Cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+POLL_S = 2.0  # one small GET to the server per poll
+CANCELLED_MESSAGE = "Cancelled from the Prefect UI or `prefect flow-run cancel`; the sandbox was torn down."
+
+
+class CancelWatch:
+    def __init__(self, flow_run_id: Callable[[], str | None], every: float = POLL_S):
+        self._flow_run_id = flow_run_id
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="cancel-watch", daemon=True)
+        self.cancelled = False
+        self._previous: object = signal.SIG_DFL
+
+    def __enter__(self) -> CancelWatch:
+        # Prefect's own SIGTERM handler, once the flow has unwound, hands the signal on to the one it
+        # replaced (by default: the process dies). This one ends the process as before for a SIGTERM
+        # from outside, and lets the run end normally for the one the watch sent.
+        self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        signal.signal(signal.SIGTERM, self._previous)
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        if self.cancelled:
+            return
+        signal.signal(signal.SIGTERM, self._previous)
+        os.kill(os.getpid(), signum)
+
+    def _watch(self) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.utilities.engine import is_prefect_sigterm_handler_installed
+
+        with get_client(sync_client=True) as client:
+            while not self._stop.wait(self._every):
+                run_id = self._flow_run_id()
+                if not run_id:
+                    continue
+                try:
+                    state = client.read_flow_run(run_id).state
+                except Exception as exc:  # noqa: BLE001 - the server may be restarting: look again later
+                    log.debug("could not read flow run %s: %s", run_id, exc)
+                    continue
+                # Only while Prefect's SIGTERM handler is in place (the flow is running): it turns the
+                # signal into an exception inside the flow.
+                if state is not None and state.is_cancelling() and is_prefect_sigterm_handler_installed():
+                    self.cancelled = True
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+
+    def finish(self) -> None:
+        """Once the flow has stopped: mark its run Cancelled (Prefect recorded a crash: no runner asked)."""
+        run_id = self._flow_run_id()
+        if not (self.cancelled and run_id):
+            return
+        from prefect.client.orchestration import get_client
+        from prefect.states import Cancelled
+
+        try:
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(run_id, Cancelled(message=CANCELLED_MESSAGE), force=True)
+        except Exception as exc:  # noqa: BLE001 - the run is stopped either way; the server shows it crashed
+            log.warning("could not mark flow run %s Cancelled: %s", run_id, exc)
