@@ -31,14 +31,18 @@ class CancelWatch:
         self._previous: object = signal.SIG_DFL
 
     def __enter__(self) -> CancelWatch:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signals belong to the main thread: no watch (and no change) elsewhere
         # Prefect's own SIGTERM handler, once the flow has unwound, hands the signal on to the one it
         # replaced (by default: the process dies). This one ends the process as before for a SIGTERM
         # from outside, and lets the run end normally for the one the watch sent.
-        self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._previous = signal.signal(signal.SIGTERM, self._on_sigterm) or signal.SIG_DFL
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self._thread.ident:  # never started
+            return
         self._stop.set()
         self._thread.join()
         signal.signal(signal.SIGTERM, self._previous)

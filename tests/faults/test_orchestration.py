@@ -125,15 +125,6 @@ def artifact_keys(api_url: str, flow_run_id: str) -> set[str]:
     return {a.key for a in found if a.key}
 
 
-def run_logs(api_url: str, flow_run_id: str) -> list[str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
-        return [log.message for log in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))]
-
-
 # --- the Prefect server restarted mid-run ----------------------------------------------------------
 
 
@@ -194,9 +185,9 @@ def test_the_prefect_server_restarted_mid_run(own_server, tmp_path, marker):
     flow_run = read_flow_run(own_server, summary["flow_run_id"])
     assert flow_run.state.is_completed(), flow_run.state
     tasks = task_runs(own_server, summary["flow_run_id"])
-    logs = run_logs(own_server, summary["flow_run_id"])
-    assert {"Iteration 3, code run: ok", "Iteration 4, code run: ok", "Finished: completed"} <= {
-        line.strip() for line in logs}, logs
+    # Not checked: the run's log lines. Prefect's log worker sends them in batches and drops a batch it
+    # cannot send: seen here, the lines of the seconds before and during the outage were sometimes
+    # all there and sometimes missing. The transcript, the report and the artifacts above are whole.
     assert {f"iteration-{n}": "COMPLETED" for n in range(1, 6)}.items() <= tasks.items(), tasks
     keys = artifact_keys(own_server, summary["flow_run_id"])
     assert {"restarted-report", "restarted-iteration-1", "restarted-iteration-5"} <= keys, keys
