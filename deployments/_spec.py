@@ -9,6 +9,14 @@ the deployment. API keys never belong there: runs read them from Prefect Secret 
 (``model.api_key_secret``, ``sandbox.api_key_secret``) or from the environment of the process that
 runs the flow (``analyst serve``, a worker). The parameters are only the config's path, but the
 description and tags come from the config, where ``${VAR}`` could pull a key in: refused.
+
+The job variables carry the config's ``retries`` and ``retry_delay`` to workers. A worker runs the
+flow by importing ``flows.analysis.analyze`` afresh, so ``with_options(retries=...)`` (what
+``analyst run`` and ``analyst serve`` use) is lost there; Prefect's flow decorator reads its default
+retries from ``PREFECT_FLOWS_DEFAULT_RETRIES`` at import, the flow engine copies the flow's retries
+into a deployment run's retry policy (the server leaves it unset), and a worker starts the run with
+the job variable ``env`` over its own environment. The values are always set, 0 included, so a
+worker's own default does not override what the config says.
 """
 
 from __future__ import annotations
@@ -27,11 +35,12 @@ MIN_SECRET_LENGTH = 8  # shorter values ("1", "true") would match by accident, a
 
 
 def deployment_fields(loaded: LoadedConfig) -> dict[str, Any]:
-    """Name, description, tags, parameters and concurrency of the deployment ``analyze/<name>``.
+    """Name, description, tags, parameters, concurrency and job variables of the deployment ``analyze/<name>``.
 
     The schedule is left to the callers (a Prefect object for ``to_deployment``, plain YAML for
     prefect.yaml). The concurrency limit is ``concurrency.runs``; a run over it waits for a slot
-    (ENQUEUE) or, with ``when_busy: cancel``, is cancelled (CANCEL_NEW).
+    (ENQUEUE) or, with ``when_busy: cancel``, is cancelled (CANCEL_NEW). The job variables are for a
+    work pool only (Prefect refuses them on a deployment without one, such as ``analyst serve``'s).
     """
     cfg = loaded.config
     fields = {
@@ -43,9 +52,19 @@ def deployment_fields(loaded: LoadedConfig) -> dict[str, Any]:
             "limit": cfg.concurrency.runs,
             "collision_strategy": "ENQUEUE" if cfg.concurrency.when_busy == "wait" else "CANCEL_NEW",
         },
+        "job_variables": {"env": {}},
     }
-    refuse_secrets(loaded, fields)
+    refuse_secrets(loaded, fields, fields["job_variables"])
     return fields
+
+
+def retry_environment(loaded: LoadedConfig) -> dict[str, str]:
+    """The settings that give a worker-run ``analyze`` the config's ``retries`` and ``retry_delay``."""
+    delay = loaded.config.retry_delay_seconds
+    return {
+        "PREFECT_FLOWS_DEFAULT_RETRIES": str(loaded.config.retries),
+        "PREFECT_FLOWS_DEFAULT_RETRY_DELAY_SECONDS": str(int(delay)) if delay.is_integer() else str(delay),
+    }
 
 
 def refuse_secrets(loaded: LoadedConfig, fields: dict[str, Any], job_variables: dict[str, Any] | None = None) -> None:

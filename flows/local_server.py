@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.errors import AnalystError
+from tasks.secret_blocks import SECRET_NAME
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
@@ -208,7 +209,9 @@ def choose_port() -> int:
 
 
 def _server_env(p: Paths, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DO_NOT_TRACK"))}
+    # The server needs none of the caller's API keys, and it outlives the CLI that started it.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PREFECT_", "DO_NOT_TRACK")) and not SECRET_NAME.search(k)}
     url = api_url_for(port)
     env.update(
         PREFECT_HOME=str(p.home),

@@ -5,7 +5,11 @@ The value is never logged or put in a message; each caller names its config key 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+
+# Names of environment variables whose values are secrets: ANTHROPIC_API_KEY, DAYTONA_API_KEY, *_TOKEN, ...
+SECRET_NAME = re.compile(r"(?:^|_)(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
 
 ErrorFactory = Callable[..., Exception]  # (message, transient=...) -> the caller's error type
 

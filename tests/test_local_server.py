@@ -102,6 +102,15 @@ def test_bad_port_setting(home, monkeypatch):
         local_server.status()
 
 
+def test_the_background_server_gets_no_api_key(home, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-planted-for-the-server")
+    monkeypatch.setenv("DAYTONA_API_KEY", "dtn-planted-for-the-server")
+    monkeypatch.setenv("ANALYST_KEEP_ME", "kept")
+    env = local_server._server_env(local_server.paths(), 4299)
+    assert "ANTHROPIC_API_KEY" not in env and "DAYTONA_API_KEY" not in env
+    assert env["ANALYST_KEEP_ME"] == "kept" and env["PREFECT_SERVER_API_PORT"] == "4299"
+
+
 def test_flow_run_url(monkeypatch):
     monkeypatch.delenv("PREFECT_UI_URL", raising=False)
     assert local_server.flow_run_url("http://127.0.0.1:4200/api", "abc") == "http://127.0.0.1:4200/v2/runs/flow-run/abc"
