@@ -5,7 +5,7 @@ for a work pool and its workers, or writes them to a prefect.yaml (see ``flows/c
 ``analyst limits`` manages the global cap on live sandboxes (see ``flows/cli/limits.py``).
 """
 
-from ._build import build_deployment, build_deployments, find_configs, load_configs
+from ._build import build_deployment, build_deployments, find_configs, load_configs, serve_deployments
 from ._describe import describe_schedule
 from ._limits import (
     KNOWN_LIMITS,
@@ -44,6 +44,7 @@ __all__ = [
     "register",
     "remove_limit",
     "sandbox_cap",
+    "serve_deployments",
     "set_limit",
     "write_prefect_yaml",
 ]

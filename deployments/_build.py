@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -25,9 +25,10 @@ from tasks.config import LoadedConfig, load_config
 from tasks.config.yaml_guard import read_config_yaml
 from tasks.errors import ConfigError, Problem
 
-from ._spec import deployment_fields
+from ._spec import deployment_fields, retry_delay_seconds
 
 if TYPE_CHECKING:
+    from prefect import Flow
     from prefect.deployments.runner import RunnerDeployment
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -71,31 +72,64 @@ def _looks_like_config(path: Path) -> bool:
     return isinstance(raw, dict) and any(k in raw for k in CONFIG_KEYS)
 
 
-def build_deployment(config_path: str | os.PathLike[str] | LoadedConfig) -> RunnerDeployment:
-    """The deployment ``analyze/<name>`` of one config (not registered yet: see ``.apply()``)."""
+def build_deployment(config_path: str | os.PathLike[str] | LoadedConfig,
+                     work_pool: str | None = None) -> RunnerDeployment:
+    """The deployment ``analyze/<name>`` of one config (not registered yet: see ``.apply()``).
+
+    With ``work_pool``, it is for that pool's workers and carries the job variables of
+    ``deployment_fields`` (the config's retries); without, it is for ``analyst serve``.
+    """
+    loaded = config_path if isinstance(config_path, LoadedConfig) else load_config(config_path)
+    flow, options = _flow_and_options(loaded)
+    if work_pool:
+        options |= {"work_pool_name": work_pool, "job_variables": deployment_fields(loaded)["job_variables"]}
+    return flow.to_deployment(**options)
+
+
+def serve_deployments(loaded: Iterable[LoadedConfig]) -> None:
+    """Run the configs' scheduled and triggered runs in this process until stopped (Ctrl+C, SIGTERM).
+
+    What ``prefect.serve`` does (pausing the schedules on shutdown), except that each deployment
+    is added with its flow object: ``prefect.serve(*deployments)`` starts every run with a fresh
+    import of the entrypoint, where the config's retries (``with_options``) are lost, while a
+    Runner given the flow object runs that object, retries included.
+    """
+    import asyncio
+
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
+
+    runner = Runner(pause_on_shutdown=True)
+    for item in loaded:
+        flow, options = _flow_and_options(item)
+        runner.add_flow(flow, **options)
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal):
+        pass  # the runner has stopped its runs and paused the schedules
+
+
+def _flow_and_options(loaded: LoadedConfig) -> tuple[Flow, dict[str, Any]]:
+    """The ``analyze`` flow with the config's retries, and the deployment's fields for ``to_deployment``."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.deployments.runner import EntrypointType
 
     from flows.analysis import analyze  # imports prefect; only once a deployment is wanted
 
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig
-
-    loaded = config_path if isinstance(config_path, LoadedConfig) else load_config(config_path)
     fields = deployment_fields(loaded)  # refuses a secret in any of them
     schedule = loaded.config.schedule
-    # Retries resume where the failed attempt stopped (tasks/agent/resume.py). `analyst serve` runs
-    # this flow object; a process worker re-imports the module instead, so there the retries come
-    # from PREFECT_FLOWS_DEFAULT_RETRIES in the worker's environment (or the pool's job variables).
-    analyze = analyze.with_options(retries=loaded.config.retries,
-                                   retry_delay_seconds=loaded.config.retry_delay_seconds)
-    return analyze.to_deployment(
-        name=fields["name"],
-        parameters=fields["parameters"],
-        schedules=[schedule.to_prefect()] if schedule else None,
-        tags=fields["tags"],
-        description=fields["description"],
-        concurrency_limit=ConcurrencyLimitConfig(**fields["concurrency_limit"]),
-        entrypoint_type=EntrypointType.MODULE_PATH,
-    )
+    # Retries resume where the failed attempt stopped (tasks/agent/resume.py). They hold for the runs
+    # of this flow object (analyst serve); a worker imports the module afresh: the job variables.
+    flow = analyze.with_options(retries=loaded.config.retries, retry_delay_seconds=retry_delay_seconds(loaded))
+    return flow, {
+        "name": fields["name"],
+        "parameters": fields["parameters"],
+        "schedules": [schedule.to_prefect()] if schedule else None,
+        "tags": fields["tags"],
+        "description": fields["description"],
+        "concurrency_limit": ConcurrencyLimitConfig(**fields["concurrency_limit"]),
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
 
 
 def load_configs(paths: Iterable[str | os.PathLike[str]]) -> list[LoadedConfig]:

@@ -1,10 +1,10 @@
 """A prefect.yaml for ``prefect deploy --all``: one deployment per analysis config (``analyst deploy --prefect-yaml``).
 
 For teams that keep deployments in Prefect's own file (reviewed, versioned, deployed from CI). It
-holds what ``analyst deploy`` registers: same names, parameters, schedules, tags, description and
-concurrency limit. The entrypoint is the module path ``flows.analysis.analyze`` with no pull step,
-as ``analyst deploy`` does: workers import the flow from their installed project, and ``prefect
-deploy`` loads it from wherever it runs.
+holds what ``analyst deploy`` registers: same names, parameters, schedules, tags, description,
+concurrency limit and job variables (the config's retries, see ``_spec.py``). The entrypoint is
+the module path ``flows.analysis.analyze`` with no pull step, as ``analyst deploy`` does: workers
+import the flow from their installed project, and ``prefect deploy`` loads it from wherever it runs.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def prefect_yaml(loaded: list[LoadedConfig], work_pool: str | None = None, *, ge
         "# Deploy with:  prefect deploy --all --prefect-file <this file>",
         f"# It needs the work pool {pool!r}: prefect work-pool create {pool} --type process (once), and",
         f"# workers where this project is installed: prefect worker start --pool {pool}",
-        "# Regenerate it after changing a config's name, schedule, tags, description or concurrency.",
+        "# Regenerate it after changing a config's name, schedule, tags, description, concurrency or retries.",
         "# API keys are not here on purpose: runs read them from Prefect Secret blocks or the worker's environment.",
     ]
     body = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
@@ -68,7 +68,7 @@ def _deployment(item: LoadedConfig, pool: str) -> dict[str, Any]:
         # An empty list, not a missing key: redeploying a config that dropped its schedule removes it.
         "schedules": [_schedule(item.config.schedule)] if item.config.schedule else [],
         "concurrency_limit": fields["concurrency_limit"],
-        "work_pool": {"name": pool, "job_variables": {}},
+        "work_pool": {"name": pool, "job_variables": fields["job_variables"]},  # the config's retries
     }
     return entry
 

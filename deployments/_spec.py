@@ -22,6 +22,7 @@ worker's own default does not override what the config says.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -52,7 +53,7 @@ def deployment_fields(loaded: LoadedConfig) -> dict[str, Any]:
             "limit": cfg.concurrency.runs,
             "collision_strategy": "ENQUEUE" if cfg.concurrency.when_busy == "wait" else "CANCEL_NEW",
         },
-        "job_variables": {"env": {}},
+        "job_variables": {"env": retry_environment(loaded)},
     }
     refuse_secrets(loaded, fields, fields["job_variables"])
     return fields
@@ -60,11 +61,16 @@ def deployment_fields(loaded: LoadedConfig) -> dict[str, Any]:
 
 def retry_environment(loaded: LoadedConfig) -> dict[str, str]:
     """The settings that give a worker-run ``analyze`` the config's ``retries`` and ``retry_delay``."""
-    delay = loaded.config.retry_delay_seconds
     return {
         "PREFECT_FLOWS_DEFAULT_RETRIES": str(loaded.config.retries),
-        "PREFECT_FLOWS_DEFAULT_RETRY_DELAY_SECONDS": str(int(delay)) if delay.is_integer() else str(delay),
+        "PREFECT_FLOWS_DEFAULT_RETRY_DELAY_SECONDS": str(retry_delay_seconds(loaded)),
     }
+
+
+def retry_delay_seconds(loaded: LoadedConfig) -> int:
+    """``retry_delay`` in whole seconds, rounded up: the server keeps a deployment run's retry delay as an
+    integer, and the engine's update of a run with 1.5 is refused (HTTP 422), which would crash the run."""
+    return math.ceil(loaded.config.retry_delay_seconds)
 
 
 def refuse_secrets(loaded: LoadedConfig, fields: dict[str, Any], job_variables: dict[str, Any] | None = None) -> None:

@@ -38,9 +38,9 @@ def serve(
         _print_deployments(loaded, ids, api_url, run_prefix)
         console.print(f"Serving {len(deployments)} deployment(s) from this process; runs execute here. Ctrl+C stops "
                       "(and pauses their schedules until the next serve).")
-        from prefect import serve as prefect_serve
+        from deployments import serve_deployments
 
-        prefect_serve(*deployments, print_starting_message=False)
+        serve_deployments(loaded)
 
 
 def deploy(
@@ -61,7 +61,7 @@ def deploy(
         if prefect_yaml is not None:
             _write_prefect_yaml(loaded, prefect_yaml, work_pool)
             return
-        deployments = _build(loaded)
+        deployments = _build(loaded, work_pool)
         api_url, run_prefix = _connect(configure_prefect)
         from deployments import ensure_work_pool, register
 
@@ -94,10 +94,10 @@ def _load(paths: list[Path] | None) -> list[LoadedConfig]:
     return loaded
 
 
-def _build(loaded: list[LoadedConfig]) -> list:
+def _build(loaded: list[LoadedConfig], work_pool: str | None = None) -> list:
     from deployments import build_deployment
 
-    return [build_deployment(item) for item in loaded]  # refuses a secret in a deployment field
+    return [build_deployment(item, work_pool) for item in loaded]  # refuses a secret in a deployment field
 
 
 def _apply_sandbox_cap(loaded: list[LoadedConfig]) -> None:

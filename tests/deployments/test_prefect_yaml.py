@@ -51,5 +51,7 @@ def test_prefect_deploy_all_registers_what_the_configs_declare(cli, prefect_api,
     assert second.global_concurrency_limit.limit == 2 and second.concurrency_options.collision_strategy == "CANCEL_NEW"
     for deployment in (first, second):
         stored = deployment.model_dump_json()
-        assert deployment.job_variables == {} and not deployment.pull_steps
+        assert not deployment.pull_steps
+        assert deployment.job_variables == {"env": {"PREFECT_FLOWS_DEFAULT_RETRIES": "0",
+                                                    "PREFECT_FLOWS_DEFAULT_RETRY_DELAY_SECONDS": "30"}}
         assert ANTHROPIC_KEY not in stored and DAYTONA_KEY not in stored

@@ -126,7 +126,9 @@ def test_the_prefect_yaml_holds_every_deployment_field(tmp_path) -> None:
         "parameters": {"config": str(weekly)},
         "schedules": [{"cron": "0 7 * * 1", "timezone": "Europe/Paris", "active": True}],
         "concurrency_limit": {"limit": 1, "collision_strategy": "ENQUEUE"},
-        "work_pool": {"name": "night-pool", "job_variables": {}},
+        # The config's retries (default 0), for the workers, which import the flow afresh.
+        "work_pool": {"name": "night-pool", "job_variables": {"env": {
+            "PREFECT_FLOWS_DEFAULT_RETRIES": "0", "PREFECT_FLOWS_DEFAULT_RETRY_DELAY_SECONDS": "30"}}},
     }
     assert second["schedules"] == [{"interval": 3600.0, "timezone": "Europe/Paris", "active": True}]
     assert second["concurrency_limit"] == {"limit": 2, "collision_strategy": "CANCEL_NEW"}
