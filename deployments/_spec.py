@@ -22,7 +22,6 @@ worker's own default does not override what the config says.
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
 
@@ -68,9 +67,9 @@ def retry_environment(loaded: LoadedConfig) -> dict[str, str]:
 
 
 def retry_delay_seconds(loaded: LoadedConfig) -> int:
-    """``retry_delay`` in whole seconds, rounded up: the server keeps a deployment run's retry delay as an
-    integer, and the engine's update of a run with 1.5 is refused (HTTP 422), which would crash the run."""
-    return math.ceil(loaded.config.retry_delay_seconds)
+    """``retry_delay`` as an int: the server keeps a run's retry delay as an integer and refuses 1.5 (HTTP
+    422, which would crash the run); the config accepts whole seconds only."""
+    return int(loaded.config.retry_delay_seconds)
 
 
 def refuse_secrets(loaded: LoadedConfig, fields: dict[str, Any], job_variables: dict[str, Any] | None = None) -> None:

@@ -400,8 +400,9 @@ class AnalysisConfig(Strict):
     @field_validator("retry_delay")
     @classmethod
     def _retry_delay(cls, value: float | str) -> float | str:
-        if parse_duration(value) < 0:
-            raise ValueError("expected a duration such as '30s' or '5m', or 0")
+        seconds = parse_duration(value)
+        if seconds < 0 or not float(seconds).is_integer():  # Prefect stores a run's retry delay in whole seconds
+            raise ValueError("expected a whole number of seconds such as '30s' or '5m', or 0")
         return value
 
     @property

@@ -138,7 +138,7 @@ def test_a_deployment_run_retries_as_its_config_says_and_pays_no_turn_twice(
     assert all(request.api_key == API_KEY for request in anthropic_api.requests)
 
 
-@pytest.mark.parametrize("retries, delay, seconds", [(2, "1m", "60"), (0, "1.5s", "2"), (1, 0, "0")])
+@pytest.mark.parametrize("retries, delay, seconds", [(2, "1m", "60"), (0, "90s", "90"), (1, 0, "0")])
 def test_the_retries_travel_to_workers_in_the_job_variables_and_only_there(tmp_path, retries, delay,
                                                                              seconds) -> None:
     config = copy_demo(tmp_path, "travel")
@@ -149,7 +149,7 @@ def test_the_retries_travel_to_workers_in_the_job_variables_and_only_there(tmp_p
     assert (for_pool.work_pool_name, for_pool.job_variables) == ("pool", {"env": env})
     # analyst serve: no job variables (Prefect refuses them without a work pool); it runs the flow object.
     assert build_deployment(loaded).job_variables == {}
-    # Whole seconds (rounded up) everywhere: the server refuses a run's retry delay of 1.5 (HTTP 422).
+    # Whole seconds everywhere: the server refuses a run's retry delay of 1.5 (HTTP 422).
     flow, _ = _flow_and_options(loaded)
     assert (flow.retries, flow.retry_delay_seconds) == (retries, int(seconds))
     [entry] = yaml.safe_load(prefect_yaml([loaded], "pool"))["deployments"]

@@ -142,9 +142,10 @@ def test_retry_and_results_storage_keys_are_checked(tmp_path) -> None:
     loaded = load_config(DEMO, {"retries": 2, "retry_delay": "1m"})
     assert (loaded.config.retries, loaded.config.retry_delay_seconds) == (2, 60.0)
     with pytest.raises(ConfigError) as caught:
-        load_config(DEMO, {"retries": -1, "outputs.results_storage": "/mnt/results"})
+        load_config(DEMO, {"retries": -1, "retry_delay": "1.5s", "outputs.results_storage": "/mnt/results"})
     keys = {p.key: p.message for p in caught.value.problems}
-    assert set(keys) == {"retries", "outputs.results_storage"}
+    assert set(keys) == {"retries", "retry_delay", "outputs.results_storage"}
+    assert "whole number of seconds" in keys["retry_delay"]
     assert "'block-type/block-name'" in keys["outputs.results_storage"]
 
 
