@@ -54,8 +54,9 @@ demo: setup
 	  $(VENV)/bin/analyst run $(DEMO) --replay configs/retail-sales.transcript.json; \
 	fi
 
+# Three workers on two cores: the slow tests mostly wait (servers, workers, heartbeats), not compute.
 test: setup test-system-deps
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 3
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

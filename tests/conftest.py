@@ -60,11 +60,19 @@ def prefect_api(_local_prefect_server: str, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch):
     """Invoke the ``analyst`` command in this process: ``cli("validate", path)`` -> click Result."""
+    import sys
+
+    from rich.console import Console
     from typer.testing import CliRunner
 
     from flows.cli import app
 
     monkeypatch.setenv("COLUMNS", "200")
+    # The commands' consoles are made at import, which may have happened before COLUMNS was set.
+    for module in [m for name, m in sys.modules.items() if name.startswith("flows.cli")]:
+        for value in vars(module).values():
+            if isinstance(value, Console):
+                monkeypatch.setattr(value, "width", 200)
     monkeypatch.delenv("ANALYST_DEBUG", raising=False)
     runner = CliRunner()
     return lambda *args: runner.invoke(app, [str(a) for a in args])

@@ -17,7 +17,7 @@ from tasks.config import LoadedConfig, config_warnings
 DEFAULT_PATHS = [Path("configs")]
 _PATHS_HELP = "Analysis YAML files, or folders of them (their *.yaml/*.yml with a prompt or datasets key)."
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # commands and paths whole, for copying
 
 
 def serve(

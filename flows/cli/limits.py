@@ -10,7 +10,7 @@ from rich.table import Table
 from flows.cli._errors import user_errors
 
 limits_app = typer.Typer(no_args_is_help=True)
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # commands and paths whole, for copying
 
 
 @limits_app.command("set")

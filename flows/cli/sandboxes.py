@@ -18,7 +18,7 @@ sandboxes_app = typer.Typer(
     "DAYTONA_API_KEY (environment or .env), or --config to use an analysis config's sandbox settings.",
     no_args_is_help=True,
 )
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # commands and paths whole, for copying
 
 CONFIG_OPTION = typer.Option(None, "--config", "-c", help="An analysis config whose sandbox.api_key_secret, "
                              "sandbox.target and .env to use.", dir_okay=False)

@@ -16,7 +16,7 @@ server_app = typer.Typer(
     "when PREFECT_API_URL is not set.",
     no_args_is_help=True,
 )
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # commands and paths whole, for copying
 
 _STYLE = {"running": "green", "unhealthy": "yellow", "stale": "yellow", "stopped": "dim"}
 _MEANING = {
