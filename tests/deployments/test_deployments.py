@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import os
-import queue
 import shutil
-import signal
-import subprocess
-import sys
-import threading
-import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,6 +13,7 @@ import pytest
 from deployments import build_deployment, build_deployments, describe_schedule, find_configs
 from tasks.config import ScheduleConfig
 from tasks.errors import ConfigError
+from tests.serving import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "retail-sales.yaml"
@@ -183,23 +178,8 @@ def test_a_served_deployment_runs_when_triggered(prefect_api, tmp_path) -> None:
 
     config = copy_demo(tmp_path / "configs", "served-sales")
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_RUNNER_POLL_FREQUENCY": "1", "COLUMNS": "200"}
-    serving = subprocess.Popen(
-        [sys.executable, "-c", "from flows.cli import app; app()", "serve", config.name],  # a relative path
-        cwd=config.parent, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in serving.stdout], daemon=True).start()
-    output: list[str] = []
-    try:
-        deadline = time.monotonic() + 60
-        while not any(line.startswith("Serving") for line in output):
-            assert serving.poll() is None and time.monotonic() < deadline, "".join(output)
-            try:
-                output.append(lines.get(timeout=0.5))
-            except queue.Empty:
-                pass
-        assert "prefect deployment run analyze/served-sales" in "".join(output)
+    with serving([config.name], env, cwd=config.parent, timeout=60) as served:  # a relative path
+        assert "prefect deployment run analyze/served-sales" in served.output
 
         flow_run = run_deployment(
             "analyze/served-sales", timeout=120,
@@ -208,10 +188,3 @@ def test_a_served_deployment_runs_when_triggered(prefect_api, tmp_path) -> None:
         assert flow_run.state.is_completed(), flow_run.state
         assert flow_run.parameters["config"] == str(config)  # the absolute path, from the deployment
         assert len(list((tmp_path / "out" / "served-sales").glob("*/report.md"))) == 1
-    finally:
-        os.killpg(serving.pid, signal.SIGTERM)  # the runner's graceful shutdown
-        try:
-            serving.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(serving.pid, signal.SIGKILL)
-            serving.wait()

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +16,7 @@ from uuid import UUID
 import pytest
 
 from tests.deployments.test_deployments import TRANSCRIPT, copy_demo
+from tests.serving import serving
 
 pytestmark = pytest.mark.slow
 
@@ -35,28 +33,8 @@ def served(_local_prefect_server: str, tmp_path_factory: pytest.TempPathFactory)
         copy_demo(folder, name)
     env = {**os.environ, "PREFECT_API_URL": _local_prefect_server, "PREFECT_RUNNER_POLL_FREQUENCY": "1",
            "COLUMNS": "200"}
-    serving = subprocess.Popen([sys.executable, "-c", "from flows.cli import app; app()", "serve", str(folder)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in serving.stdout], daemon=True).start()
-    output: list[str] = []
-    try:
-        deadline = time.monotonic() + 90
-        while not any(line.startswith("Serving") for line in output):
-            assert serving.poll() is None and time.monotonic() < deadline, "".join(output)
-            try:
-                output.append(lines.get(timeout=0.5))
-            except queue.Empty:
-                pass
+    with serving([folder], env, timeout=90):
         yield folder
-    finally:
-        os.killpg(serving.pid, signal.SIGTERM)
-        try:
-            serving.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(serving.pid, signal.SIGKILL)
-            serving.wait()
 
 
 def client():

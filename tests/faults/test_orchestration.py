@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +30,7 @@ from tasks.agent.transcript import Transcript
 from tests.fakes.anthropic_api import FakeAnthropicAPI
 from tests.fakes.daytona_api import FakeDaytonaAPI
 from tests.faults.conftest import CSV, sandbox_processes
+from tests.serving import serving
 
 pytestmark = pytest.mark.slow
 
@@ -196,35 +194,6 @@ def test_the_prefect_server_restarted_mid_run(own_server, tmp_path, marker):
 # --- the flow run cancelled --------------------------------------------------------------------------
 
 
-def serve(config: Path, env: dict[str, str]) -> subprocess.Popen:
-    """`analyst serve CONFIG` in its own process group, once it says it is serving."""
-    serving = subprocess.Popen([sys.executable, "-c", "from flows.cli import app; app()", "serve", str(config)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in serving.stdout], daemon=True).start()
-    output: list[str] = []
-
-    def serving_now() -> bool:
-        assert serving.poll() is None, "".join(output)
-        while not lines.empty():
-            output.append(lines.get())
-        return any(line.startswith("Serving") for line in output)
-
-    wait_for(serving_now, "analyst serve to start", timeout=120)
-    serving.output = output  # type: ignore[attr-defined]
-    return serving
-
-
-def stop(serving: subprocess.Popen) -> None:
-    os.killpg(serving.pid, signal.SIGTERM)  # the runner's graceful shutdown
-    try:
-        serving.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(serving.pid, signal.SIGKILL)
-        serving.wait()
-
-
 def cancel(flow_run_id: str, how: str, api_url: str) -> None:
     if how == "cli":  # what a user types
         done = subprocess.run([PREFECT, "flow-run", "cancel", flow_run_id], capture_output=True, text=True,
@@ -250,8 +219,7 @@ def test_a_cancelled_run_tears_its_sandbox_down(provider, how, prefect_api, tmp_
         model_api.enqueue_tool_use(code="import time\nprint('sleeping', flush=True)\ntime.sleep(600)")
         env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_RUNNER_POLL_FREQUENCY": "1",
                "TMPDIR": str(marker), "ANTHROPIC_API_KEY": "sk-test", "COLUMNS": "200", **daytona.env()}
-        serving = serve(config, env)
-        try:
+        with serving([config], env) as served:
             flow_run = run_deployment(f"analyze/{name}", timeout=0, parameters={"overrides": {
                 "model.base_url": model_api.base_url, "outputs.dir": str(out), "sandbox.provider": provider}})
             flow_run_id = str(flow_run.id)
@@ -268,9 +236,7 @@ def test_a_cancelled_run_tears_its_sandbox_down(provider, how, prefect_api, tmp_
             if provider == "daytona":
                 wait_for(lambda: daytona.sandboxes == {}, "the Daytona sandbox to be deleted", timeout=60)
                 assert len(daytona.deleted) == 1 and len(daytona.created) == 1
-            assert serving.poll() is None  # the runner lives on
-        finally:
-            stop(serving)
+            assert served.process.poll() is None  # the runner lives on
     [run_dir] = out.glob(f"{name}/*")
     transcript = Transcript.load(run_dir / "transcript.json")
     assert transcript.cells[0].stdout == "first\n"  # what was done before the cancellation
