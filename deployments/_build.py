@@ -80,9 +80,7 @@ def build_deployment(config_path: str | os.PathLike[str] | LoadedConfig,
     ``deployment_fields`` (the config's retries); without, it is for ``analyst serve``.
     """
     loaded = config_path if isinstance(config_path, LoadedConfig) else load_config(config_path)
-    flow, options = _flow_and_options(loaded)
-    if work_pool:
-        options |= {"work_pool_name": work_pool, "job_variables": deployment_fields(loaded)["job_variables"]}
+    flow, options = _flow_and_options(loaded, work_pool)
     return flow.to_deployment(**options)
 
 
@@ -109,8 +107,9 @@ def serve_deployments(loaded: Iterable[LoadedConfig]) -> None:
         pass  # the runner has stopped its runs and paused the schedules
 
 
-def _flow_and_options(loaded: LoadedConfig) -> tuple[Flow, dict[str, Any]]:
-    """The ``analyze`` flow with the config's retries, and the deployment's fields for ``to_deployment``."""
+def _flow_and_options(loaded: LoadedConfig, work_pool: str | None = None) -> tuple[Flow, dict[str, Any]]:
+    """The ``analyze`` flow with the config's retries, and the deployment's fields for ``to_deployment``
+    (with ``work_pool``: that pool and the job variables)."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.deployments.runner import EntrypointType
 
@@ -121,7 +120,8 @@ def _flow_and_options(loaded: LoadedConfig) -> tuple[Flow, dict[str, Any]]:
     # Retries resume where the failed attempt stopped (tasks/agent/resume.py). They hold for the runs
     # of this flow object (analyst serve); a worker imports the module afresh: the job variables.
     flow = analyze.with_options(retries=loaded.config.retries, retry_delay_seconds=retry_delay_seconds(loaded))
-    return flow, {
+    pool = {"work_pool_name": work_pool, "job_variables": fields["job_variables"]} if work_pool else {}
+    return flow, pool | {
         "name": fields["name"],
         "parameters": fields["parameters"],
         "schedules": [schedule.to_prefect()] if schedule else None,

@@ -22,15 +22,13 @@ worker's own default does not override what the config says.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from tasks.config import LoadedConfig
 from tasks.config.loading import dotenv_environment
 from tasks.errors import ConfigError, Problem
+from tasks.secret_blocks import SECRET_NAME
 
-# Names of environment variables whose values are secrets: ANTHROPIC_API_KEY, DAYTONA_API_KEY, *_TOKEN, ...
-SECRET_NAME = re.compile(r"(?:^|_)(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
 MIN_SECRET_LENGTH = 8  # shorter values ("1", "true") would match by accident, and are not keys anyway
 
 
