@@ -78,7 +78,7 @@ def _apply(node: Any, done: list[str | int], dotted: str, value: Any, file: str,
                 for sub_key, sub_value in value.items():  # merge, key by key
                     _apply(_get(node, step), [*path, step], str(sub_key), sub_value, file, problems, touched)
             else:
-                _set(node, step, value)
+                node[step] = value
                 touched.add(_loc([*path, step]))
             return
         child = _get(node, step)
@@ -112,10 +112,6 @@ def _step(node: Any, path: list[str | int], part: str, file: str, problems: list
 
 def _get(node: Any, step: str | int) -> Any:
     return node.get(step) if isinstance(node, dict) else node[step]
-
-
-def _set(node: Any, step: str | int, value: Any) -> None:
-    node[step] = value
 
 
 def _loc(path: list[str | int]) -> str:
