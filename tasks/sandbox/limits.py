@@ -99,12 +99,16 @@ class MemoryCgroup:
             os.close(fd)
 
     def oom_kills(self) -> int:
+        return self._counter("memory.oom_control", "oom_kill")
+
+    def _counter(self, file: str, name: str) -> int:
+        """The value of ``name`` in one of the cgroup's "name value" files, 0 if it cannot be read."""
         try:
-            text = (self.path / "memory.oom_control").read_text()
+            text = (self.path / file).read_text()
         except OSError:
             return 0
         for line in text.splitlines():
-            if line.startswith("oom_kill "):
+            if line.startswith(name + " "):
                 return int(line.split()[1])
         return 0
 
@@ -157,14 +161,7 @@ class PidsCgroup(MemoryCgroup):
 
     def refusals(self) -> int:
         """How many forks the limit has refused so far (``max`` in ``pids.events``)."""
-        try:
-            text = (self.path / "pids.events").read_text()
-        except OSError:
-            return 0
-        for line in text.splitlines():
-            if line.startswith("max "):
-                return int(line.split()[1])
-        return 0
+        return self._counter("pids.events", "max")
 
 
 def _nproc_fallback() -> int | None:
