@@ -52,9 +52,8 @@ def ask_within_context(ask: Callable[[], T], messages: list[dict[str, Any]],
 def chars_to_cut(exc: ContextWindowExceeded, messages: list[dict[str, Any]]) -> int:
     """How many characters of tool output to drop: the share of the conversation the API says is
     over the limit, plus ``SAFETY``; half of what is left when the API gave no numbers."""
-    outputs = sum(_size(b) for b in _untrimmed_results(messages))
     if not exc.tokens or not exc.limit or exc.tokens <= exc.limit:
-        return max(1, outputs // 2)
+        return max(1, sum(_size(b) for b in _untrimmed_results(messages)) // 2)
     chars = len(json.dumps(messages, ensure_ascii=False))
     return max(1, int(chars * (exc.tokens - exc.limit) / exc.tokens * SAFETY))
 
