@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.blocks.core import Block
 from prefect.cache_policies import NONE
+from prefect.transactions import CommitMode, transaction
 
 from tasks.agent import resume
 from tasks.agent.loop import AnalysisLoop
@@ -95,8 +97,6 @@ class PersistedTurns(ModelProvider):
         return getattr(self.inner, name)
 
     def next_turn(self, request: ModelRequest) -> ModelTurn:
-        from prefect.transactions import CommitMode, transaction
-
         # Written as soon as it arrives: by default Prefect commits a nested task's result only with
         # its parent's (the iteration's), and the process may die while the turn's code runs.
         with transaction(commit_mode=CommitMode.EAGER):
@@ -120,8 +120,6 @@ def results_storage(loaded: LoadedConfig) -> Any:
     slug = loaded.config.outputs.results_storage
     if slug is None:
         return Path(loaded.outputs_dir) / RESULTS_FOLDER
-    from prefect.blocks.core import Block
-
     try:
         block = Block.load(slug, _sync=True)
     except Exception as exc:  # noqa: BLE001 - unknown type, missing block, unreachable server: one message
