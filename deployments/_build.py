@@ -25,7 +25,7 @@ from tasks.config import LoadedConfig, load_config
 from tasks.config.yaml_guard import read_config_yaml
 from tasks.errors import ConfigError, Problem
 
-from ._spec import deployment_fields, retry_delay_seconds
+from ._spec import deployment_fields
 
 if TYPE_CHECKING:
     from prefect import Flow
@@ -119,7 +119,7 @@ def _flow_and_options(loaded: LoadedConfig, work_pool: str | None = None) -> tup
     schedule = loaded.config.schedule
     # Retries resume where the failed attempt stopped (tasks/agent/resume.py). They hold for the runs
     # of this flow object (analyst serve); a worker imports the module afresh: the job variables.
-    flow = analyze.with_options(retries=loaded.config.retries, retry_delay_seconds=retry_delay_seconds(loaded))
+    flow = analyze.with_options(retries=loaded.config.retries, retry_delay_seconds=loaded.config.retry_delay_seconds)
     pool = {"work_pool_name": work_pool, "job_variables": fields["job_variables"]} if work_pool else {}
     return flow, pool | {
         "name": fields["name"],

@@ -60,14 +60,8 @@ def retry_environment(loaded: LoadedConfig) -> dict[str, str]:
     """The settings that give a worker-run ``analyze`` the config's ``retries`` and ``retry_delay``."""
     return {
         "PREFECT_FLOWS_DEFAULT_RETRIES": str(loaded.config.retries),
-        "PREFECT_FLOWS_DEFAULT_RETRY_DELAY_SECONDS": str(retry_delay_seconds(loaded)),
+        "PREFECT_FLOWS_DEFAULT_RETRY_DELAY_SECONDS": str(loaded.config.retry_delay_seconds),
     }
-
-
-def retry_delay_seconds(loaded: LoadedConfig) -> int:
-    """``retry_delay`` as an int: the server keeps a run's retry delay as an integer and refuses 1.5 (HTTP
-    422, which would crash the run); the config accepts whole seconds only."""
-    return int(loaded.config.retry_delay_seconds)
 
 
 def refuse_secrets(loaded: LoadedConfig, fields: dict[str, Any], job_variables: dict[str, Any] | None = None) -> None:

@@ -406,5 +406,7 @@ class AnalysisConfig(Strict):
         return value
 
     @property
-    def retry_delay_seconds(self) -> float:
-        return parse_duration(self.retry_delay)
+    def retry_delay_seconds(self) -> int:
+        """An int: the server keeps a run's retry delay as an integer and refuses 1.5 (HTTP 422, which
+        would crash the run); ``_retry_delay`` accepts whole seconds only."""
+        return int(parse_duration(self.retry_delay))
