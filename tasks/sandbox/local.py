@@ -214,16 +214,12 @@ class LocalSandbox(Sandbox):
         result = ExecutionResult()
         if not self.isolated:
             result.warnings.append(NO_ISOLATION_WARNING)
-        if self._warmup_id is not None:
-            warm = self._session.wait_reply(self._warmup_id, START_TIMEOUT_S)
-            self._warmup_id = None
-            if warm.status in ("hung", "died"):
-                self._restart(warm=False)
         if not self._session.alive:  # it died between runs (e.g. a background thread crashed it)
             self._restart()
             result.state_reset = True
             result.warnings.append("the Python session had died since the last run and was restarted: "
                                    "variables, imports and loaded data are gone")
+        self._await_setup()
         outputs = self.work_dir / OUTPUTS_DIR
         before = work_folder.snapshot(outputs)
         out, err = OutputBuffer(self.config.max_output_chars), OutputBuffer(self.config.max_output_chars)
@@ -291,6 +287,18 @@ class LocalSandbox(Sandbox):
         result.warnings.extend(notes)
         result.stdout, result.stderr = strip_ansi(out.getvalue()), strip_ansi(err.getvalue())
         return result
+
+    def _await_setup(self) -> None:
+        """Wait for the code a fresh kernel was sent (output hooks, warm imports) before a cell runs:
+        the cell's run would take its reply, and the next run would then wait for it in vain."""
+        assert self._session is not None
+        for warm in (True, False):
+            if self._warmup_id is None:
+                return
+            outcome = self._session.wait_reply(self._warmup_id, START_TIMEOUT_S)
+            self._warmup_id = None
+            if warm and outcome.status in ("hung", "died"):
+                self._restart(warm=False)
 
     def _interrupt_by_signal(self) -> None:
         """SIGINT to the kernel process, from the disk watcher's thread (its ZeroMQ sockets are the

@@ -290,6 +290,18 @@ def test_kernel_death_is_a_result(own_sandbox):
     assert run_ok(own_sandbox, "print('alive')").stdout == "alive\n"
 
 
+def test_a_session_that_died_between_runs_is_restarted_once(own_sandbox):
+    # The restart sends the kernel's set-up code; the cell that follows must not swallow its reply,
+    # or the next run would wait for it, time out and restart the session again.
+    run_ok(own_sandbox, "print('warm')")
+    own_sandbox._session.proc.kill()
+    own_sandbox._session.proc.wait()
+    first = own_sandbox.run_code("kept = 1")
+    assert first.state_reset and first.error is None
+    second = own_sandbox.run_code("print(kept)")
+    assert second.error is None and not second.state_reset and second.stdout == "1\n"
+
+
 @needs_cgroup
 def test_memory_limit_kills_and_restarts_on_ram_overuse(own_sandbox):
     # Allocate up to just under the address-space cap, so only the RAM limit can stop it.
