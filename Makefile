@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	  uv venv -q --allow-existing -p python3 $(VENV) && uv pip install -q --compile-bytecode -p $(PY) -e '.[test]'; \
 	else \
 	  python3 -m venv $(VENV) || { echo "Cannot create a virtualenv: run  apt-get install python3-venv"; exit 1; }; \
-	  $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[test]' && $(PY) -m compileall -q -j0 $(VENV)/lib >/dev/null; \
+	  $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[test]'; \
 	fi
 	@touch $@
 
