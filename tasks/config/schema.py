@@ -29,6 +29,8 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
 
 
 class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors; aliases (``schema``) and field names both load."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
@@ -55,12 +57,26 @@ def parse_duration(value: float | int | str) -> float:
 
 
 class DatasetConfig(Strict):
-    name: str = Field(description="Names the file in the sandbox: data/<name>.<suffix>.")
-    path: str = Field(description="A local path (relative to the config file) or an http(s) URL.")
-    format: Literal["csv", "parquet", "json", "xlsx"] | None = None
-    read_options: dict[str, Any] = Field(default_factory=dict)
-    schema_: str | dict[str, Any] = Field(alias="schema")
-    on_invalid: Literal["fail", "warn"] = "fail"
+    """One dataset: where it is, how to read it, and the pandera schema it must pass."""
+
+    name: str = Field(description=(
+        "Names the file in the sandbox: data/<name>.<format>. Lowercase letters, digits, '-' and '_'; "
+        "a name, not a path ('/', '\\' and '..' are refused)."))
+    path: str = Field(description=(
+        "A local path (relative to the config file) or an http(s) URL. A symlink is read and copied; "
+        "a device or pipe is refused."))
+    format: Literal["csv", "parquet", "json", "xlsx"] | None = Field(None, description=(
+        "How to read the file. Default: inferred from the path's suffix (.csv, .tsv, .parquet, .pq, .json, "
+        ".jsonl, .ndjson, .xlsx)."))
+    read_options: dict[str, Any] = Field(default_factory=dict, description=(
+        "Keyword arguments for the reader: polars scan_csv, scan_parquet, read_json/scan_ndjson, or "
+        "pandas read_excel for xlsx."))
+    schema_: str | dict[str, Any] = Field(alias="schema", description=(
+        "The pandera schema, in pandera's own YAML (DataFrameSchema.to_yaml()): a file path (relative to "
+        "the config file) or the schema inline. `analyst infer-schema` drafts one."))
+    on_invalid: Literal["fail", "warn"] = Field("fail", description=(
+        "fail: a dataset that fails validation stops the run; warn: the failures are recorded as a table "
+        "and the run goes on."))
 
     @field_validator("name")
     @classmethod
@@ -106,16 +122,28 @@ def secret_block_name(value: str | None) -> str | None:
 
 
 class ModelConfig(Strict):
-    provider: Literal["anthropic", "replay"] = "anthropic"
-    name: str = DEFAULT_MODEL
-    max_tokens: int = Field(16_000, ge=1, le=128_000)
-    max_iterations: int = Field(10, ge=1, le=200)
-    temperature: float | None = Field(None, ge=0, le=1)
-    base_url: str | None = None
+    """The model that writes the code, and the limits on what it may spend."""
+
+    provider: Literal["anthropic", "replay"] = Field("anthropic", description=(
+        "anthropic: ask Claude; replay: take the model's turns from `transcript` (the code cells still run)."))
+    name: str = Field(DEFAULT_MODEL, description=(
+        "The Claude model. A deprecated model draws a warning with its end-of-life date."))
+    max_tokens: int = Field(16_000, ge=1, le=128_000, description="Most tokens in one model reply.")
+    max_iterations: int = Field(10, ge=1, le=200, description=(
+        "Model turns that run code before the final report; at the limit Claude writes its report from "
+        "what it has."))
+    temperature: float | None = Field(None, ge=0, le=1, description=(
+        "Refused: the anthropic SDK's messages.stream() and current Claude models take no sampling parameters."))
+    base_url: str | None = Field(None, description=(
+        "An Anthropic-compatible endpoint (http or https) instead of Anthropic's."))
     timeout: float = Field(600.0, gt=0, description="Seconds for one model request.")
-    max_cost_usd: float | None = Field(None, gt=0)
-    max_total_tokens: int | None = Field(None, gt=0)
-    api_key_secret: str | None = Field(None, description="Name of a Prefect Secret block holding the API key.")
+    max_cost_usd: float | None = Field(None, gt=0, description=(
+        "Budget in US dollars: the run stops before a turn would pass it. Default: no budget."))
+    max_total_tokens: int | None = Field(None, gt=0, description=(
+        "Budget in tokens (input and output, all turns): the run stops before a turn would pass it."))
+    api_key_secret: str | None = Field(None, description=(
+        "Name of a Prefect Secret block holding the API key. Default: ANTHROPIC_API_KEY from the "
+        "environment or .env. The key itself here is refused."))
     transcript: str | None = Field(None, description="For provider 'replay': the transcript.json to replay.")
 
     @field_validator("api_key_secret")
@@ -163,12 +191,23 @@ _DOMAIN = re.compile(r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z
 
 
 class SandboxConfig(Strict):
-    provider: Literal["local", "daytona"] = "local"
-    timeout: float = Field(120.0, gt=0, description="Seconds for one code execution.")
-    memory: int | str = Field("4GiB", description="Memory limit, e.g. '4GiB'.")
-    cpus: int = Field(1, ge=1, le=64)
-    max_output_chars: int = Field(20_000, ge=200)
-    isolation: Literal["bubblewrap", "none"] = "bubblewrap"
+    """Where the model's code runs: a local Jupyter kernel inside bubblewrap, or a Daytona sandbox."""
+
+    provider: Literal["local", "daytona"] = Field("local", description=(
+        "local: a Jupyter kernel inside bubblewrap on this machine; daytona: a Daytona cloud sandbox."))
+    timeout: float = Field(120.0, gt=0, description=(
+        "Seconds for one code execution; past it the cell is interrupted and reported as a timeout."))
+    memory: int | str = Field("4GiB", description=(
+        "Memory limit, e.g. '4GiB' (at least 256MiB). Local: RLIMIT_AS plus a memory cgroup where the "
+        "machine allows one. Daytona: requested only when building from `image`."))
+    cpus: int = Field(1, ge=1, le=64, description=(
+        "CPU limit. Local: a CPU cgroup quota (pinned cores where cgroups are not writable). Daytona: "
+        "requested only when building from `image`."))
+    max_output_chars: int = Field(20_000, ge=200, description=(
+        "Characters of stdout/stderr sent back to Claude per code run; the rest is cut inside the sandbox."))
+    isolation: Literal["bubblewrap", "none"] = Field("bubblewrap", description=(
+        "Local: bubblewrap (no network, no host files, an empty environment), or none: an explicit opt-in "
+        "to run the code unisolated, which warns on every run."))
     # -- daytona only (the local provider ignores these) -----------------------------------------
     snapshot: str | None = Field(None, description="Daytona snapshot to start from (default: Daytona's default).")
     image: str | None = Field(None, description="Or a container image to build from (slow: minutes).")
@@ -285,10 +324,13 @@ def _allow_entry_kind(entry: str) -> str | None:
 
 
 class ScheduleConfig(Strict):
-    cron: str | None = None
-    interval: float | str | None = None
-    rrule: str | None = None
-    timezone: str = "UTC"
+    """When the analysis's deployment runs: exactly one of cron, interval and rrule."""
+
+    cron: str | None = Field(None, description="A cron expression, e.g. '0 7 * * 1' (Mondays at 07:00).")
+    interval: float | str | None = Field(None, description=(
+        "A duration between runs: '1h', '30m', '1d', '90s' or seconds."))
+    rrule: str | None = Field(None, description="An iCalendar recurrence rule, e.g. 'FREQ=WEEKLY;BYDAY=MO'.")
+    timezone: str = Field("UTC", description="The IANA time zone the schedule is read in, e.g. 'Europe/Paris'.")
 
     @field_validator("timezone")
     @classmethod
@@ -336,7 +378,10 @@ _BLOCK_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
 class OutputsConfig(Strict):
-    dir: str = "outputs/"
+    """Where a run's files and its saved model turns go."""
+
+    dir: str = Field("outputs/", description=(
+        "The folder (relative to the config file) under which each run writes <name>/<timestamp>-<flow run id>/."))
     results_storage: str | None = Field(None, description=(
         "Where the model's turns are persisted so that a retried or resumed run never pays for one twice: "
         "a Prefect filesystem block, as 'block-type/block-name' (e.g. 's3-bucket/analyst-results'), for "
@@ -352,6 +397,8 @@ class OutputsConfig(Strict):
 
 
 class ConcurrencyConfig(Strict):
+    """How many runs and sandboxes may be alive at once; read by `analyst serve` and `analyst deploy`."""
+
     runs: int = Field(1, ge=1, le=1000, description=(
         "Runs of this analysis at once: the concurrency limit of its deployment analyze/<name>. "
         "A run triggered or scheduled while that many are running waits for one to end (see when_busy)."))
@@ -365,19 +412,25 @@ class ConcurrencyConfig(Strict):
 
 
 class AnalysisConfig(Strict):
-    name: str
-    description: str = ""
-    tags: list[str] = Field(default_factory=list)
-    datasets: list[DatasetConfig] = Field(min_length=1)
-    prompt: str = Field(min_length=1)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
-    schedule: ScheduleConfig | None = None
-    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    """One analysis: the data, the question, the model, the sandbox and when it runs."""
+
+    name: str = Field(description=(
+        "A slug (lowercase letters, digits, single dashes). Names the deployment analyze/<name> and the "
+        "artifact keys."))
+    description: str = Field("", description="Shown on the deployment.")
+    tags: list[str] = Field(default_factory=list, description="Prefect tags for the deployment and its runs.")
+    datasets: list[DatasetConfig] = Field(min_length=1, description="One or more datasets, with unique names.")
+    prompt: str = Field(min_length=1, description="The question to answer.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The model and its budgets.")
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="Where the code runs.")
+    schedule: ScheduleConfig | None = Field(None, description=(
+        "When the deployment runs. Default: no schedule (the deployment runs on demand)."))
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig, description="Where the results go.")
     retries: int = Field(0, ge=0, le=10, description=(
         "Times Prefect runs a failed run again; each retry resumes where the failed attempt stopped."))
-    retry_delay: float | str = Field("30s", description="Wait before each retry, e.g. '30s', '5m'.")
-    concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig)
+    retry_delay: float | str = Field("30s", description="Wait before each retry in whole seconds, e.g. '30s', '5m', 0.")
+    concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig, description=(
+        "Runs and sandboxes at once (read when the deployment is registered)."))
 
     @field_validator("name")
     @classmethod
