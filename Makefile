@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test test-fast bench bubblewrap test-system-deps clean
+.PHONY: setup demo test test-fast bench docs bubblewrap test-system-deps clean
 
 setup: $(STAMP) bubblewrap
 
@@ -65,6 +65,10 @@ bench: setup
 	$(PY) benchmarks/sandbox_startup.py
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/validate_large.py
+
+# docs/config.md and docs/cli.md are generated from the config schema and the CLI's help.
+docs: $(STAMP)
+	$(PY) docs/generate.py
 
 clean:
 	rm -rf $(VENV) .analyst

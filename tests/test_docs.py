@@ -1,0 +1,56 @@
+"""The generated reference pages match the code they are generated from (`make docs` rewrites them)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("docs_generate", DOCS / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GENERATE = _generator()
+
+
+def test_generated_pages_are_current() -> None:
+    assert GENERATE.stale_pages() == []
+
+
+def test_config_reference_lists_every_key_with_a_description() -> None:
+    from tasks.config.schema import AnalysisConfig
+
+    page = GENERATE.render_config()
+    for path, model in GENERATE._models(AnalysisConfig, ""):
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            assert field.description, f"{model.__name__}.{name} has no Field(description=...)"
+            assert f"| `{path + '.' if path else ''}{key}` |" in page
+
+
+def test_cli_reference_holds_every_command_and_option() -> None:
+    import typer
+
+    from flows.cli import app
+
+    page = GENERATE.render_cli()
+    root = typer.main.get_command(app)
+    for name, command in root.commands.items():
+        assert f"## `analyst {name}`" in page
+        for sub in getattr(command, "commands", {}):
+            assert f"## `analyst {name} {sub}`" in page
+    assert "--resume RUN_FOLDER" in page
+    assert "\x1b[" not in page  # no colour codes, whatever the terminal
+
+
+def test_a_stale_or_missing_page_is_reported_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "config.md").write_text(GENERATE.render_config().replace("Seconds for one model request.", "Seconds."))
+    assert GENERATE.stale_pages(tmp_path) == ["docs/config.md is stale: run make docs",
+                                              "docs/cli.md is stale: run make docs"]
