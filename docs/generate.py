@@ -42,6 +42,20 @@ CLI_INTRO = """\
 The `analyst` command, as `analyst COMMAND --help` prints it. Exit statuses: `0` success, `1` the
 analysis or the data failed, `2` the config is wrong. Errors are one line each; `ANALYST_DEBUG=1`
 shows tracebacks.
+
+```bash
+analyst validate configs/retail-sales.yaml          # check the config and its data; exit 0/1/2
+analyst infer-schema data.csv -o schema.yaml         # draft a pandera schema for a dataset
+analyst run configs/retail-sales.yaml                # run the analysis through Prefect
+analyst run configs/retail-sales.yaml --set model.max_iterations=3 --json
+analyst run configs/retail-sales.yaml --replay outputs/retail-sales/<run>/transcript.json
+analyst run configs/retail-sales.yaml --resume outputs/retail-sales/<run>   # go on from a killed run
+analyst server start | stop | status                 # the local Prefect server
+analyst serve configs/                               # serve the configs as scheduled deployments
+analyst deploy configs/ --work-pool analyses         # register them for a worker instead
+analyst limits set sandboxes 4 | show | remove       # cap the sandboxes alive at once, all analyses
+analyst sandboxes list | cleanup --older-than 1h     # Daytona sandboxes that outlived their run
+```
 """
 
 

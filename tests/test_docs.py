@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,13 @@ def test_a_stale_or_missing_page_is_reported_with_the_fix(tmp_path: Path) -> Non
     (tmp_path / "config.md").write_text(GENERATE.render_config().replace("Seconds for one model request.", "Seconds."))
     assert GENERATE.stale_pages(tmp_path) == ["docs/config.md is stale: run make docs",
                                               "docs/cli.md is stale: run make docs"]
+
+
+def test_links_between_pages_lead_to_pages() -> None:
+    pages = {page: page.parent for page in DOCS.glob("*.md")}
+    pages[DOCS.parent / "README.md"] = DOCS.parent
+    if (DOCS / "README.new.md").is_file():  # the README to be: its links start at the project's root
+        pages[DOCS / "README.new.md"] = DOCS.parent
+    for page, base in pages.items():
+        for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            assert (base / target).is_file(), f"{page.name} links to {target}, which does not exist"
