@@ -1,6 +1,6 @@
 """Scale-out: Prefect's server on PostgreSQL, two process workers, twenty analyses triggered at once.
 
-The path the README's "Scale out" section describes, on one machine: `analyst deploy --work-pool`,
+The path docs/deployments.md ("Scale-out") describes, on one machine: `analyst deploy --work-pool`,
 `prefect worker start --pool`, runs triggered through the API, the model's turns replayed from the
 demo transcript (every code cell runs for real in a local bubblewrap sandbox).
 """
