@@ -98,3 +98,13 @@ def test_an_xlsx_bomb_is_refused_before_it_is_opened(tmp_path: Path) -> None:
     assert "\n" not in str(error.value)
     with pytest.raises(DataError, match="zip bomb"):
         infer_schema_yaml(path)
+
+
+def test_a_wide_table_prints_a_summary(cli, tmp_path: Path) -> None:
+    header = ",".join(f"c{i}" for i in range(3000))
+    (tmp_path / "wide.csv").write_text(header + "\n" + ",".join("1" for _ in range(3000)) + "\n")
+    (tmp_path / "a.yaml").write_text("name: a\nprompt: x\ndatasets: [{name: w, path: wide.csv, schema: "
+                                     "{columns: {c0: {dtype: int64}}}}]\n")
+    result = cli("validate", tmp_path / "a.yaml")
+    assert result.exit_code == 0, result.output
+    assert "2,960 more columns" in result.output and len(result.output.splitlines()) < 80
