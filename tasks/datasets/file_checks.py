@@ -28,7 +28,7 @@ def xlsx_bomb_reason(path: Path) -> str | None:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
-        return f"is not a valid .xlsx workbook (a zip archive): {exc}"
+        return f"cannot read as XLSX: an .xlsx workbook is a zip archive, and this one is not readable ({exc})"
     total = sum(e.file_size for e in entries)
     for entry in entries:
         ratio = entry.file_size / max(entry.compress_size, 1)
