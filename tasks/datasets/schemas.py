@@ -24,7 +24,7 @@ import yaml
 from pandera.api.checks import Check
 from pandera.engines import polars_engine
 
-from tasks.config.schema import SUFFIX_FORMATS, DatasetConfig
+from tasks.config.schema import DatasetConfig
 from tasks.config.yaml_guard import read_config_yaml
 from tasks.errors import ConfigError, DataError
 
