@@ -1,5 +1,7 @@
 """Validate a large CSV against a pandera schema, against the cost of merely reading it.
 
+``infer-schema`` (the draft) is measured beside them.
+
 Targets: peak memory of ``validate_dataset`` < 2x the file's size, and its time <= 3x the time
 ``polars.read_csv`` alone takes on the same file.
 
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_ROWS = 100_000  # tasks.datasets.drafting.SAMPLE_ROWS, without importing the project here
 DATA = Path(__file__).resolve().parent / "data"
 CATEGORIES = ["books", "garden", "toys", "grocery", "electronics", "clothing", "sports", "beauty"]
 
@@ -97,6 +100,14 @@ def _child(mode: str, path: str, schema_path: str) -> None:
         frame = pl.read_csv(path)
         elapsed = time.perf_counter() - started
         info = {"rows": frame.height}
+    elif mode == "draft":
+        sys.path.insert(0, str(ROOT))
+        from tasks.datasets import infer_schema_yaml
+
+        started = time.perf_counter()
+        draft = infer_schema_yaml(path)
+        elapsed = time.perf_counter() - started
+        info = {"rows": None, "columns": draft.count("    dtype:")}
     else:
         sys.path.insert(0, str(ROOT))
         from tasks.config.schema import DatasetConfig
@@ -145,12 +156,13 @@ def main() -> None:
     size = path.stat().st_size
     # Interleaved repeats; the fastest time (the least disturbed by other work on the machine)
     # and the highest peak count.
-    runs: dict[str, list[dict]] = {"read": [], "validate": []}
+    runs: dict[str, list[dict]] = {"read": [], "validate": [], "draft": []}
     for _ in range(args.repeat):
         for mode, results in runs.items():
             results.append(measure(mode, path, schema_path))
-    read, validate = (min(r, key=lambda x: x["seconds"]) for r in runs.values())
-    read["peak_bytes"], validate["peak_bytes"] = (max(x["peak_bytes"] for x in r) for r in runs.values())
+    read, validate, draft = (min(r, key=lambda x: x["seconds"]) for r in runs.values())
+    read["peak_bytes"], validate["peak_bytes"], draft["peak_bytes"] = (
+        max(x["peak_bytes"] for x in r) for r in runs.values())
     memory_ratio = validate["peak_bytes"] / size
     time_ratio = validate["seconds"] / read["seconds"]
 
@@ -163,6 +175,8 @@ def main() -> None:
     print(f"(a) polars read_csv:  {read['seconds']:.2f} s, peak {mib(read['peak_bytes'])}")
     print(f"(b) validate_dataset: {validate['seconds']:.2f} s, peak {mib(validate['peak_bytes'])}"
           f" (valid={validate['valid']}, {validate['failure_count']:,} failures)")
+    print(f"(c) infer-schema:     {draft['seconds']:.2f} s, peak {mib(draft['peak_bytes'])} (types from the first "
+          f"{SAMPLE_ROWS:,} rows, bounds from a streaming pass over the whole file)")
     for column, check, count in validate["by_check"]:
         print(f"      {column}: {check}: {count:,}")
     print(f"peak memory / file size = {memory_ratio:.2f}  (target < 2)   "

@@ -45,6 +45,7 @@ shows tracebacks.
 
 ```bash
 analyst validate configs/retail-sales.yaml          # check the config and its data; exit 0/1/2
+analyst init data.csv --prompt "What drives sales?"   # a config and a drafted schema, ready to run
 analyst infer-schema data.csv -o schema.yaml         # draft a pandera schema for a dataset
 analyst run configs/retail-sales.yaml                # run the analysis through Prefect
 analyst run configs/retail-sales.yaml --set model.max_iterations=3 --json

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from flows.cli.deploy import deploy, serve
+from flows.cli.init import init
 from flows.cli.limits import limits_app
 from flows.cli.run import run
 from flows.cli.sandboxes import sandboxes_app
@@ -18,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command()(init)
 app.command()(validate)
 app.command("infer-schema")(infer_schema)
 app.command()(run)

@@ -8,6 +8,8 @@ from rich.text import Text
 
 from tasks.datasets import DatasetReport
 
+MAX_COLUMNS_SHOWN = 40  # a wide file (thousands of columns) gets a summary, not a line per column
+
 
 def print_dataset_report(console: Console, report: DatasetReport) -> None:
     verdict = Text("valid", style="green") if report.valid else Text(
@@ -17,10 +19,13 @@ def print_dataset_report(console: Console, report: DatasetReport) -> None:
     summary = Table(title=f"{report.rows:,} rows x {len(report.columns)} columns", title_justify="left")
     for heading in ("column", "dtype", "nulls"):
         summary.add_column(heading)
-    for column in report.columns:
+    shown = report.columns[:MAX_COLUMNS_SHOWN]
+    for column in shown:
         summary.add_row(column, report.dtypes.get(column, ""), f"{report.null_counts.get(column, 0):,}")
+    if hidden := len(report.columns) - len(shown):
+        summary.add_row(f"... {hidden:,} more columns", "", "")
     console.print(summary)
-    if report.head:
+    if report.head and not hidden:
         head = Table(title=f"first {len(report.head)} rows", title_justify="left")
         for column in report.columns:
             head.add_column(column, overflow="fold")

@@ -2,7 +2,8 @@
 
 from tasks.datasets.loading import dataset_file, read_dataset, source_of
 from tasks.datasets.report import CheckCount, DatasetReport, Failure, render_summary
-from tasks.datasets.schemas import infer_schema_yaml, load_schema
+from tasks.datasets.drafting import infer_schema_yaml
+from tasks.datasets.schemas import load_schema
 from tasks.datasets.validation import validate_dataset
 
 __all__ = [

@@ -21,6 +21,7 @@ import csv
 import re
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -30,6 +31,7 @@ import httpx
 import polars as pl
 
 from tasks.config.schema import DatasetConfig
+from tasks.datasets.file_checks import copy_with_lf_line_ends, has_lone_carriage_returns, xlsx_bomb_reason
 from tasks.errors import DataError
 
 DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -99,6 +101,7 @@ class Reader:
 
     def __init__(self, dataset: DatasetConfig, path: Path, source: str):
         self.name, self.path, self.source = dataset.name, path, source
+        self.original = path  # self.path may become a copy with LF line ends (file_checks.py)
         self.format = dataset.format or "csv"
         self.options: dict[str, Any] = dict(dataset.read_options)
         self.suffix = PurePosixPath(dataset.path.split("?", 1)[0]).suffix.lower()
@@ -146,6 +149,9 @@ class Reader:
                 options["schema_overrides"] = {**(options.get("schema_overrides") or {}),
                                                **{c: pl.String for c in self.text_columns}}
             frame = pl.scan_csv(self.path, **options)
+            names = frame.collect_schema().names()
+            if blank := {n: f"Unnamed: {i}" for i, n in enumerate(names) if not n.strip()}:
+                frame = frame.rename(blank)  # pandas' names, which the analysis code will see
             if columns is not None:
                 names = frame.collect_schema().names()
                 frame = frame.select([names[c] if isinstance(c, int) else c for c in columns])
@@ -193,6 +199,8 @@ class Reader:
                 raise self.error("is a legacy .xls workbook: save it as .xlsx")
             if not head.startswith(b"PK"):
                 raise self.error("is not an .xlsx workbook (an .xlsx file is a zip archive)")
+            if reason := xlsx_bomb_reason(self.path):
+                raise self.error(reason)
         if self.format not in ("csv", "json"):
             return
         for bom, encoding in _BOMS.items():  # UTF-16 text is valid UTF-8 byte-wise: polars would misread it
@@ -206,6 +214,9 @@ class Reader:
             except UnicodeDecodeError as exc:
                 raise self.error(f"is not UTF-8 text (byte 0x{head[exc.start]:02x} at offset {exc.start}): "
                                  "save it as UTF-8, or set read_options encoding: utf8-lossy") from None
+        if self.format == "csv" and self.path == self.original and has_lone_carriage_returns(head):
+            self.path = copy_with_lf_line_ends(self.original)
+            weakref.finalize(self, self.path.unlink, missing_ok=True)
 
     def _translate(self, exc: BaseException) -> DataError:
         if isinstance(exc, DataError):

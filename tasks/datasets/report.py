@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+_MAX_COLUMNS = 200  # of a wide table, the prompt lists the first ones only
+
+
 @dataclass
 class Failure:
     column: str | None
@@ -62,8 +65,11 @@ def render_summary(report: DatasetReport, *, max_failures: int = 10) -> str:
     status = "valid" if report.valid else f"INVALID ({report.failure_count:,} failures; on_invalid={report.on_invalid})"
     lines = [(f"Dataset '{report.name}' ({report.format}, {report.source}): {report.rows:,} rows x "
               f"{len(report.columns)} columns; schema: {status}"), "Columns:"]
-    lines += [f"  - {c}: {report.dtypes[c]}, {report.null_counts.get(c, 0):,} nulls" for c in report.columns]
-    if report.head:
+    shown = report.columns[:_MAX_COLUMNS]
+    lines += [f"  - {c}: {report.dtypes[c]}, {report.null_counts.get(c, 0):,} nulls" for c in shown]
+    if len(report.columns) > len(shown):
+        lines.append(f"  ... and {len(report.columns) - len(shown):,} more columns (list them from the data)")
+    if report.head and len(report.columns) == len(shown):
         lines.append(f"First {len(report.head)} rows:")
         lines.append("  " + " | ".join(report.columns))
         lines += ["  " + " | ".join(row.get(c, "") for c in report.columns) for row in report.head]

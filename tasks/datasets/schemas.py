@@ -1,6 +1,6 @@
 """Dataset schemas: pandera's pandas-format YAML, validated with pandera's polars backend.
 
-Users write (or draft with ``infer_schema_yaml``) the YAML that ``pandera.infer_schema``,
+Users write (or draft with ``analyst infer-schema``) the YAML that ``pandera.infer_schema``,
 ``DataFrameSchema.to_yaml`` and ``from_yaml`` speak, with pandas dtypes. pandera parses it
 into a pandas schema; ``to_polars`` rebuilds it as an equivalent ``pandera.polars`` schema,
 because the polars backend validates a 1 GB file within the memory and time budget and the
@@ -24,7 +24,7 @@ import yaml
 from pandera.api.checks import Check
 from pandera.engines import polars_engine
 
-from tasks.config.schema import SUFFIX_FORMATS, DatasetConfig
+from tasks.config.schema import DatasetConfig
 from tasks.config.yaml_guard import read_config_yaml
 from tasks.errors import ConfigError, DataError
 
@@ -92,7 +92,7 @@ def schema_from_mapping(mapping: Any, *, dataset: str, source: str) -> pap.DataF
 
     if not isinstance(mapping, Mapping) or not mapping.get("columns"):
         raise fail("expected pandera's schema YAML: a mapping with 'columns' (draft one with "
-                   "infer_schema_yaml, or pandera's DataFrameSchema.to_yaml())")
+                   "`analyst infer-schema DATA -o FILE`)")
     try:
         if mapping.get("schema_type") == "polars_dataframe":
             schema = polars_io.deserialize_schema(copy.deepcopy(dict(mapping)))
@@ -207,37 +207,3 @@ def _check_regex(pattern: Any, column: str, fail) -> None:
     except pl.exceptions.PolarsError as exc:
         raise fail(f"column '{column}': pattern {pattern!r} is not a regex polars supports (no look-around "
                    f"or back-references): {str(exc).splitlines()[0]}") from None
-
-
-def infer_schema_yaml(data_path: str | Path, *, format: str | None = None,
-                      read_options: dict[str, Any] | None = None) -> str:
-    """A draft schema for a data file: pandera's own inference on the data, as pandera's YAML.
-
-    Ready to paste under ``schema:`` (as a mapping) or to save as a file. Two changes to what
-    pandera writes, both so the draft validates the very data it came from: the bare row index
-    is dropped, and a datetime upper bound is rounded up to whole seconds (pandera writes bounds
-    to the second, truncating any fraction).
-    """
-    import pandera.pandas as pa
-    from pandera.io import pandas_io
-
-    from tasks.datasets.loading import Reader
-
-    path = Path(data_path)
-    fmt = format or SUFFIX_FORMATS.get(path.suffix.lower())
-    if fmt is None or not path.is_file():
-        raise DataError(path.stem, str(path), "file not found" if not path.is_file() else
-                        "cannot tell the format from the file name: pass format= (csv, parquet, json or xlsx)")
-    options = {"try_parse_dates": True, **(read_options or {})} if fmt == "csv" else dict(read_options or {})
-    reader = Reader(DatasetConfig(name="draft", path=str(path), format=fmt, schema={}, read_options=options),
-                    path, str(path))
-    reader.name = path.stem  # for messages: the config's name rules do not apply to a file name
-    frame = reader.collect(reader.scan())
-    data = frame.to_pandas()
-    inferred = pandas_io.serialize_schema(pa.infer_schema(data))
-    inferred.pop("index", None)
-    for column, spec in (inferred.get("columns") or {}).items():
-        upper = spec.get("less_than_or_equal_to")
-        if isinstance(upper, str) and str(spec.get("dtype", "")).startswith("datetime64"):
-            spec["less_than_or_equal_to"] = pd.Timestamp(data[column].max()).ceil("s").strftime("%Y-%m-%d %H:%M:%S")
-    return yaml.safe_dump(inferred, sort_keys=False)
