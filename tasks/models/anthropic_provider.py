@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover
 from tasks.config.schema import ModelConfig
 from tasks.errors import ContextWindowExceeded, ModelError
 
-from .base import ModelProvider, ModelRequest, ModelTurn, Usage
+from .base import NO_TEXT, ModelProvider, ModelRequest, ModelTurn, Usage
 from .pricing import turn_cost
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,7 @@ def with_message_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, An
     copied = [{**m, "content": _blocks_without_cache_control(m.get("content"))} for m in messages]
     if not copied:
         return copied
+    _drop_blank_text(copied)
     last = copied[-1]
     if isinstance(last["content"], str):
         if last["content"]:
@@ -255,6 +256,20 @@ def with_message_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, An
             block["cache_control"] = EPHEMERAL
             break
     return copied
+
+
+def _drop_blank_text(messages: list[dict[str, Any]]) -> None:
+    """Make copied messages acceptable to the API, which refuses (400, for good) text blocks that
+    are empty or only whitespace, such as the "\n\n" Claude often writes before a tool call, and a
+    final assistant message that ends in whitespace. Transcripts of earlier runs may hold both."""
+    for message in messages:
+        if isinstance(message["content"], list):
+            kept = [b for b in message["content"]
+                    if not (isinstance(b, dict) and b.get("type") == "text" and not str(b.get("text", "")).strip())]
+            message["content"] = kept or [{"type": "text", "text": NO_TEXT}]
+    last = messages[-1]
+    if last.get("role") == "assistant" and isinstance(last["content"], list) and last["content"][-1].get("type") == "text":
+        last["content"][-1]["text"] = last["content"][-1]["text"].rstrip()
 
 
 def _blocks_without_cache_control(content: Any) -> Any:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 RUN_PYTHON_TOOL = "run_python_code"
+NO_TEXT = "(no text)"  # stands in for a message left with no content: the API refuses an empty one
 
 
 @dataclass
