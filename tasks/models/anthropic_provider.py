@@ -35,7 +35,7 @@ from tasks.config.schema import ModelConfig
 from tasks.errors import ContextWindowExceeded, ModelError
 
 from .base import NO_TEXT, ModelProvider, ModelRequest, ModelTurn, Usage
-from .pricing import turn_cost
+from .pricing import configured_cost, turn_cost
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +186,12 @@ class AnthropicProvider(ModelProvider):
             cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
         )
         model = message.model or self.config.name
-        cost = turn_cost(model, usage)
-        if cost is None and model != self.config.name:
-            cost = turn_cost(self.config.name, usage)
+        if self.config.prices is not None:
+            cost = configured_cost(self.config.prices, usage)
+        else:
+            cost = turn_cost(model, usage)
+            if cost is None and model != self.config.name:
+                cost = turn_cost(self.config.name, usage)
         return ModelTurn(content=[_block_dict(b) for b in message.content], stop_reason=message.stop_reason,
                          model=model, usage=usage, cost_usd=cost)
 
