@@ -250,7 +250,7 @@ def _next_turn(amounts: list[float]) -> float:
 def _sendable(turn: ModelTurn) -> list[dict[str, Any]]:
     """The assistant content to send back. A turn cut off (max_tokens, context window) may end in a
     half-written tool call that cannot run and would need a result: drop those. The API refuses
-    text blocks that are empty or only whitespace ("\n\n" before a tool call), and an empty message."""
+    text blocks that are empty or only whitespace (a blank line before a tool call), and an empty message."""
     content = turn.content
     if turn.stop_reason in CUT_OFF:
         content = [b for b in content if b.get("type") != "tool_use"]
