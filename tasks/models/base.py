@@ -37,7 +37,7 @@ class ModelTurn:
     """One assistant message and what it cost."""
 
     content: list[dict[str, Any]]  # Anthropic content blocks: text, tool_use, thinking, ...
-    stop_reason: str  # end_turn | tool_use | max_tokens | pause_turn | refusal | stop_sequence
+    stop_reason: str  # end_turn | tool_use | max_tokens | model_context_window_exceeded | pause_turn | refusal | ...
     model: str
     usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = None  # None when the price of the model is unknown

@@ -47,4 +47,5 @@ def configured_cost(prices: ModelPrices, usage: Usage) -> float:
     cache_read = prices.input if prices.cache_read is None else prices.cache_read
     cache_write = prices.input if prices.cache_write is None else prices.cache_write
     return (usage.input_tokens * prices.input + usage.output_tokens * prices.output
-            + usage.cache_read_input_tokens * cache_read + usage.cache_creation_input_tokens * cache_write) / PER_MILLION
+            + usage.cache_read_input_tokens * cache_read
+            + usage.cache_creation_input_tokens * cache_write) / PER_MILLION
