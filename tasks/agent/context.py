@@ -53,16 +53,29 @@ def chars_to_cut(exc: ContextWindowExceeded, messages: list[dict[str, Any]]) -> 
     """How many characters of tool output to drop: the share of the conversation the API says is
     over the limit, plus ``SAFETY``; half of what is left when the API gave no numbers."""
     if not exc.tokens or not exc.limit or exc.tokens <= exc.limit:
-        return max(1, sum(_size(b) for b in _untrimmed_results(messages)) // 2)
+        return _half_of_the_outputs(messages)
     chars = len(json.dumps(messages, ensure_ascii=False))
     return max(1, int(chars * (exc.tokens - exc.limit) / exc.tokens * SAFETY))
 
 
+def make_room(messages: list[dict[str, Any]]) -> int:
+    """Trim the oldest half of the tool outputs (by size) when there are no numbers to go by, as
+    after a reply cut off at the end of the context window; return how many were trimmed."""
+    return trim_oldest_outputs(messages, _half_of_the_outputs(messages))
+
+
+def _half_of_the_outputs(messages: list[dict[str, Any]]) -> int:
+    return max(1, sum(_size(b) for b in _untrimmed_results(messages)) // 2)
+
+
 def trim_oldest_outputs(messages: list[dict[str, Any]], chars: int) -> int:
     """Replace the content of the oldest untrimmed tool results until at least ``chars`` characters
-    are gone (or none is left); return how many were trimmed."""
+    are gone (or none is left); return how many were trimmed. Outputs no longer than the marker stay:
+    replacing them would make the conversation longer."""
     trimmed = removed = 0
     for block in _untrimmed_results(messages):
+        if _size(block) <= len(TRIMMED):
+            continue
         if removed >= chars:
             break
         removed += _size(block) - len(TRIMMED)

@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.agent.prompts import CONTINUE_AFTER_MAX_TOKENS, FINAL_REPORT_REQUEST
-from tasks.agent.context import ask_within_context
+from tasks.agent.context import ask_within_context, make_room
+from tasks.agent.prompts import CONTINUE_AFTER_CONTEXT_WINDOW, CONTINUE_AFTER_MAX_TOKENS, FINAL_REPORT_REQUEST
 from tasks.agent.tool_results import invalid_call, invalid_call_block, tool_result_block
 from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, IterationRecord, Transcript, now_iso
 from tasks.config import AnalysisConfig
-from tasks.models.base import RUN_PYTHON_TOOL, ModelProvider, ModelRequest, ModelTurn
+from tasks.models.base import NO_TEXT, RUN_PYTHON_TOOL, ModelProvider, ModelRequest, ModelTurn
 from tasks.sandbox.base import ExecutionResult, Sandbox
 
-MAX_CONSECUTIVE_CUTOFFS = 3  # max_tokens turns in a row before we stop asking Claude to continue
+MAX_CONSECUTIVE_CUTOFFS = 3  # cut-off turns in a row before we stop asking Claude to continue
+CONTEXT_WINDOW_STOP = "model_context_window_exceeded"  # the reply reached the end of the context window
+CUT_OFF = {"max_tokens", CONTEXT_WINDOW_STOP}
 
 
 @dataclass(frozen=True)
@@ -88,17 +90,20 @@ class AnalysisLoop:
         return record
 
     def budget_exhausted(self) -> str | None:
-        """Why the next turn would pass the budget (projected from the last turn), or None."""
-        if not self.transcript.iterations:
+        """Why the next turn would pass the budget, or None. Each turn re-sends the whole
+        conversation, so the next one is projected from the last two: the last plus its growth."""
+        turns = [record.turn for record in self.transcript.iterations]
+        if not turns:
             return None
-        last = self.transcript.iterations[-1].turn
         usage, cost = self.transcript.usage, self.transcript.cost_usd
-        if self.limits.max_total_tokens and usage.total_tokens + last.usage.total_tokens > self.limits.max_total_tokens:
+        tokens = _next_turn([t.usage.total_tokens for t in turns[-2:]])
+        if self.limits.max_total_tokens and usage.total_tokens + tokens > self.limits.max_total_tokens:
             return (f"the next turn would pass model.max_total_tokens ({self.limits.max_total_tokens:,}): "
-                    f"{usage.total_tokens:,} used, about {last.usage.total_tokens:,} per turn")
-        if self.limits.max_cost_usd and cost is not None and cost + (last.cost_usd or 0) > self.limits.max_cost_usd:
+                    f"{usage.total_tokens:,} used, about {tokens:,.0f} for the next turn")
+        next_cost = _next_turn([t.cost_usd or 0.0 for t in turns[-2:]])
+        if self.limits.max_cost_usd and cost is not None and cost + next_cost > self.limits.max_cost_usd:
             return (f"the next turn would pass model.max_cost_usd (${self.limits.max_cost_usd:.2f}): "
-                    f"${cost:.4f} spent, about ${last.cost_usd or 0:.4f} per turn")
+                    f"${cost:.4f} spent, about ${next_cost:.4f} for the next turn")
         return None
 
     def stop_for_budget(self, reason: str) -> None:
@@ -109,8 +114,12 @@ class AnalysisLoop:
         )
         self._finish("budget_exceeded", reason)
 
-    def write_final_report(self) -> ModelTurn:
-        """After max_iterations: ask for the report with tools defined but not callable."""
+    def write_final_report(self) -> ModelTurn | None:
+        """After max_iterations: ask for the report with tools defined but not callable, unless that
+        turn would pass the budget (then stop as ``stop_for_budget`` does, and return None)."""
+        if reason := self.budget_exhausted():
+            self.stop_for_budget(reason)
+            return None
         request = FINAL_REPORT_REQUEST.format(limit=self.limits.max_iterations)
         self._append_user_text(request)
         number = self.iterations + 1
@@ -138,11 +147,12 @@ class AnalysisLoop:
 
     def _handle(self, turn: ModelTurn, record: IterationRecord) -> None:
         reason = turn.stop_reason
-        if reason == "max_tokens":
+        if reason in CUT_OFF:
             self._after_cutoff(turn)
             return
         self._cutoffs = 0
         if reason == "tool_use" and turn.tool_calls:
+            self._cut_text.clear()  # the cut reply went on into code: its text is not part of a later answer
             results = [self._run_call(call, record) for call in turn.tool_calls]
             self.transcript.messages.append({"role": "user", "content": results})
         elif reason == "pause_turn":
@@ -158,13 +168,30 @@ class AnalysisLoop:
         self._cutoffs += 1
         if turn.text:
             self._cut_text.append(turn.text)
+        detail = ", before its code could run" if turn.tool_calls else ""
+        if turn.stop_reason == CONTEXT_WINDOW_STOP:
+            self._after_context_window(detail)
+            return
         if self._cutoffs >= MAX_CONSECUTIVE_CUTOFFS:
             self.transcript.final_report = "\n\n".join(self._cut_text) or None
             self._finish("failed", f"{self._cutoffs} replies in a row were cut off at model.max_tokens "
                                    f"({self.limits.max_tokens}); raise model.max_tokens")
             return
-        detail = ", before its code could run" if turn.tool_calls else ""
         self._append_user_text(CONTINUE_AFTER_MAX_TOKENS.format(max_tokens=self.limits.max_tokens, detail=detail))
+
+    def _after_context_window(self, detail: str) -> None:
+        """The reply filled the context window: the next request would too, so trim the oldest outputs
+        first, as for a request the API refuses as too long; end if nothing is left to trim."""
+        trimmed = make_room(self.transcript.messages) if self._cutoffs < MAX_CONSECUTIVE_CUTOFFS else 0
+        if not trimmed:
+            self.transcript.final_report = "\n\n".join(self._cut_text) or None
+            self._finish("failed", "Claude's reply was cut off at the end of the model's context window and no "
+                                   "earlier code output is left to trim; shorten the prompt or the datasets, lower "
+                                   "sandbox.max_output_chars or model.max_iterations, or use a model with a larger "
+                                   "context window")
+            return
+        self._emit("context_trimmed", {"outputs": trimmed, "reason": "the reply reached the end of the context window"})
+        self._append_user_text(CONTINUE_AFTER_CONTEXT_WINDOW.format(detail=detail))
 
     def _run_call(self, call: dict[str, Any], record: IterationRecord) -> dict[str, Any]:
         if problem := invalid_call(call, RUN_PYTHON_TOOL):
@@ -215,11 +242,17 @@ class AnalysisLoop:
         self._emit("finished", {"status": status, "detail": detail})
 
 
+def _next_turn(amounts: list[float]) -> float:
+    """The last amount plus its growth over the one before (never less than the last)."""
+    return amounts[-1] + max(0.0, amounts[-1] - amounts[0])
+
+
 def _sendable(turn: ModelTurn) -> list[dict[str, Any]]:
-    """The assistant content to send back. A turn cut at max_tokens may end in a half-written
-    tool call that cannot run and would need a result: drop those, and never send an empty message."""
+    """The assistant content to send back. A turn cut off (max_tokens, context window) may end in a
+    half-written tool call that cannot run and would need a result: drop those. The API refuses
+    text blocks that are empty or only whitespace (a blank line before a tool call), and an empty message."""
     content = turn.content
-    if turn.stop_reason == "max_tokens":
+    if turn.stop_reason in CUT_OFF:
         content = [b for b in content if b.get("type") != "tool_use"]
-    content = [b for b in content if not (b.get("type") == "text" and not b.get("text"))]
-    return content or [{"type": "text", "text": "(no text)"}]
+    content = [b for b in content if not (b.get("type") == "text" and not str(b.get("text", "")).strip())]
+    return content or [{"type": "text", "text": NO_TEXT}]

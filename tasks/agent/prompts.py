@@ -39,6 +39,11 @@ FINAL_REPORT_REQUEST = (
     "final report now from what you have found so far, in Markdown, and say plainly what remains unanswered."
 )
 
+CONTINUE_AFTER_CONTEXT_WINDOW = (
+    "Your last reply was cut off at the end of the context window{detail}. The oldest code outputs have been "
+    "trimmed to make room. Continue from where you stopped; keep code cells and outputs short."
+)
+
 CONTINUE_AFTER_MAX_TOKENS = (
     "Your last reply was cut off at the max_tokens limit ({max_tokens} tokens){detail}. Continue from "
     "where you stopped; keep code cells short."

@@ -121,6 +121,15 @@ def secret_block_name(value: str | None) -> str | None:
     return value
 
 
+class ModelPrices(Strict):
+    """USD per million tokens, for a model the bundled price list (genai-prices) does not know."""
+
+    input: float = Field(ge=0, description="USD per million input tokens.")
+    output: float = Field(ge=0, description="USD per million output tokens.")
+    cache_read: float | None = Field(None, ge=0, description="USD per million cache-read tokens; default: input.")
+    cache_write: float | None = Field(None, ge=0, description="USD per million cache-write tokens; default: input.")
+
+
 class ModelConfig(Strict):
     """The model that writes the code, and the limits on what it may spend."""
 
@@ -138,9 +147,13 @@ class ModelConfig(Strict):
         "An Anthropic-compatible endpoint (http or https) instead of Anthropic's."))
     timeout: float = Field(600.0, gt=0, description="Seconds for one model request.")
     max_cost_usd: float | None = Field(None, gt=0, description=(
-        "Budget in US dollars: the run stops before a turn would pass it. Default: no budget."))
+        "Budget in US dollars: the run stops before a turn would pass it (the final report's turn too). "
+        "Needs a price for the model: genai-prices' or `prices`. Default: no budget."))
     max_total_tokens: int | None = Field(None, gt=0, description=(
         "Budget in tokens (input and output, all turns): the run stops before a turn would pass it."))
+    prices: ModelPrices | None = Field(
+        None, description="USD per million tokens (input, output, cache_read, cache_write) to price turns with, "
+                          "instead of the bundled price list: for a model it does not know, e.g. behind base_url.")
     api_key_secret: str | None = Field(None, description=(
         "Name of a Prefect Secret block holding the API key. Default: ANTHROPIC_API_KEY from the "
         "environment or .env. The key itself here is refused."))
@@ -168,6 +181,20 @@ class ModelConfig(Strict):
             raise ValueError("no longer supported: current Claude models and the anthropic SDK take no "
                              "temperature; remove model.temperature")
         return value
+
+    @model_validator(mode="after")
+    def _budget_needs_a_price(self) -> ModelConfig:
+        # Without a price every turn costs None and max_cost_usd could never stop a run.
+        if self.max_cost_usd is None or self.prices is not None or self.provider != "anthropic":
+            return self
+        from tasks.models.base import Usage
+        from tasks.models.pricing import turn_cost
+
+        if turn_cost(self.name, Usage(input_tokens=1, output_tokens=1)) is None:
+            raise ValueError(f"no price is known for model {self.name!r}, so max_cost_usd cannot be checked: give "
+                             "model.prices (USD per million tokens, e.g. {input: 3, output: 15}), or use "
+                             "model.max_total_tokens instead of model.max_cost_usd")
+        return self
 
     @model_validator(mode="after")
     def _replay_needs_transcript(self) -> ModelConfig:

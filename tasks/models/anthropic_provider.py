@@ -34,8 +34,8 @@ except ImportError:  # pragma: no cover
 from tasks.config.schema import ModelConfig
 from tasks.errors import ContextWindowExceeded, ModelError
 
-from .base import ModelProvider, ModelRequest, ModelTurn, Usage
-from .pricing import turn_cost
+from .base import NO_TEXT, ModelProvider, ModelRequest, ModelTurn, Usage
+from .pricing import configured_cost, turn_cost
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,12 @@ _KEY_HINT = ("check ANTHROPIC_API_KEY (environment or .env) or the Prefect Secre
 
 
 class _StreamBroken(Exception):
-    """The response started, then broke: retried here, since the SDK's retries are behind us."""
+    """The response started, then broke: retried here, since the SDK's retries are behind us.
+    ``billed``: the usage the response reported before it broke; the API bills it all the same."""
+
+    def __init__(self, text: str, billed: Usage | None = None):
+        super().__init__(text)
+        self.billed = billed
 
 
 class _ToolInputNotJson(_StreamBroken):
@@ -100,7 +105,7 @@ class AnthropicProvider(ModelProvider):
         params: dict[str, Any] = {
             "model": self.config.name,
             "max_tokens": self.config.max_tokens,
-            "messages": with_message_breakpoint(request.messages),
+            "messages": with_message_breakpoint(without_blank_text(request.messages)),
         }
         if request.system:
             params["system"] = [{"type": "text", "text": request.system, "cache_control": EPHEMERAL}]
@@ -117,10 +122,12 @@ class AnthropicProvider(ModelProvider):
     def next_turn(self, request: ModelRequest) -> ModelTurn:
         params = self.request_params(request)
         attempts = self.stream_retries + 1
+        billed_before = Usage()  # of the responses that broke: paid for, so counted in the turn
         for attempt in range(1, attempts + 1):
             try:
                 message = self._stream(params)
             except _StreamBroken as broken:
+                billed_before = billed_before + (broken.billed or Usage())
                 if attempt < attempts:
                     delay = self.stream_retry_delay * 2 ** (attempt - 1)
                     log.warning("Anthropic response stream broke mid-message (%s); retrying in %.2f s (%d/%d)",
@@ -150,21 +157,22 @@ class AnthropicProvider(ModelProvider):
                     f"could not connect to the Anthropic API at {self._endpoint()} after {self.max_retries + 1} "
                     f"attempts ({self.max_retries} SDK retries): {type(cause).__name__}: {cause}; check the "
                     f"network, proxy settings or model.base_url"), transient=True) from exc
-            return self._to_turn(message)
+            return self._to_turn(message, billed_before)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _stream(self, params: dict[str, Any]) -> anthropic.types.Message:
+        stream = None
         try:
             with self._client.messages.stream(**params) as stream:
                 message = stream.get_final_message()
         except _httpx.TransportError as exc:
             # Raised while reading the body (request-level transport errors reach us wrapped in
             # APIConnectionError, after the SDK's retries): the stream broke after it started.
-            raise _StreamBroken(f"{type(exc).__name__}: {exc}") from exc
+            raise _StreamBroken(f"{type(exc).__name__}: {exc}", _billed_so_far(stream)) from exc
         except anthropic.APIStatusError as exc:
             error_type, error_message = _api_error(exc)
             if exc.status_code < 400 and error_type in _TRANSIENT_STREAM_ERRORS:  # an SSE error event
-                raise _StreamBroken(f"error event {error_type}: {error_message}") from exc
+                raise _StreamBroken(f"error event {error_type}: {error_message}", _billed_so_far(stream)) from exc
             raise
         except ValueError as exc:
             # The SDK parses tool input as it streams in and raises a plain ValueError, with this
@@ -172,23 +180,20 @@ class AnthropicProvider(ModelProvider):
             if "tool parameter JSON" not in str(exc):
                 raise
             raise _ToolInputNotJson(_clip(str(exc).replace(" Please retry your request or adjust your prompt.", ""),
-                                          300)) from exc
+                                          300), _billed_so_far(stream)) from exc
         if message.stop_reason is None:
-            raise _StreamBroken("the stream ended before message_stop")
+            raise _StreamBroken("the stream ended before message_stop", _usage(message.usage))
         return message
 
-    def _to_turn(self, message: Any) -> ModelTurn:
-        u = message.usage
-        usage = Usage(
-            input_tokens=u.input_tokens or 0,
-            output_tokens=u.output_tokens or 0,
-            cache_read_input_tokens=u.cache_read_input_tokens or 0,
-            cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
-        )
+    def _to_turn(self, message: Any, billed_before: Usage | None = None) -> ModelTurn:
+        usage = _usage(message.usage) + (billed_before or Usage())
         model = message.model or self.config.name
-        cost = turn_cost(model, usage)
-        if cost is None and model != self.config.name:
-            cost = turn_cost(self.config.name, usage)
+        if self.config.prices is not None:
+            cost = configured_cost(self.config.prices, usage)
+        else:
+            cost = turn_cost(model, usage)
+            if cost is None and model != self.config.name:
+                cost = turn_cost(self.config.name, usage)
         return ModelTurn(content=[_block_dict(b) for b in message.content], stop_reason=message.stop_reason,
                          model=model, usage=usage, cost_usd=cost)
 
@@ -257,6 +262,26 @@ def with_message_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, An
     return copied
 
 
+def without_blank_text(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` as the API accepts them; it refuses (400, for good) text blocks that are empty or
+    only whitespace, such as the "\n\n" Claude often writes before a tool call, and a final assistant
+    message that ends in whitespace. Transcripts of earlier runs may hold both. The input is not modified."""
+    cleaned = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            kept = [b for b in content
+                    if not (isinstance(b, dict) and b.get("type") == "text" and not str(b.get("text", "")).strip())]
+            message = {**message, "content": kept or [{"type": "text", "text": NO_TEXT}]}
+        cleaned.append(message)
+    last = cleaned[-1] if cleaned else {}
+    if last.get("role") == "assistant" and isinstance(last["content"], list) \
+            and isinstance(last["content"][-1], dict) and last["content"][-1].get("type") == "text":
+        end = last["content"][-1]
+        cleaned[-1] = {**last, "content": [*last["content"][:-1], {**end, "text": end["text"].rstrip()}]}
+    return cleaned
+
+
 def _blocks_without_cache_control(content: Any) -> Any:
     if isinstance(content, list):
         return [_without_cache_control(b) if isinstance(b, dict) else b for b in content]
@@ -265,6 +290,22 @@ def _blocks_without_cache_control(content: Any) -> Any:
 
 def _without_cache_control(block: dict[str, Any]) -> dict[str, Any]:
     return {k: copy.deepcopy(v) for k, v in block.items() if k != "cache_control"}
+
+
+def _usage(u: Any) -> Usage:
+    return Usage(input_tokens=u.input_tokens or 0, output_tokens=u.output_tokens or 0,
+                 cache_read_input_tokens=u.cache_read_input_tokens or 0,
+                 cache_creation_input_tokens=u.cache_creation_input_tokens or 0)
+
+
+def _billed_so_far(stream: Any) -> Usage | None:
+    """The usage of a response that broke mid-stream, as far as it arrived (its message_start
+    reports the whole input); None when nothing arrived."""
+    try:
+        snapshot = stream.current_message_snapshot if stream is not None else None
+    except AssertionError:  # the SDK asserts a snapshot exists: no message_start arrived
+        return None
+    return _usage(snapshot.usage) if snapshot is not None and snapshot.usage is not None else None
 
 
 def _block_dict(block: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 RUN_PYTHON_TOOL = "run_python_code"
+NO_TEXT = "(no text)"  # stands in for a message left with no content: the API refuses an empty one
 
 
 @dataclass
@@ -36,7 +37,7 @@ class ModelTurn:
     """One assistant message and what it cost."""
 
     content: list[dict[str, Any]]  # Anthropic content blocks: text, tool_use, thinking, ...
-    stop_reason: str  # end_turn | tool_use | max_tokens | pause_turn | refusal | stop_sequence
+    stop_reason: str  # end_turn | tool_use | max_tokens | model_context_window_exceeded | pause_turn | refusal | ...
     model: str
     usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = None  # None when the price of the model is unknown

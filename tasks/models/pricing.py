@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from .base import Usage
+
+if TYPE_CHECKING:
+    from tasks.config.schema import ModelPrices
+
+PER_MILLION = 1_000_000
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +39,13 @@ def turn_cost(model: str, usage: Usage, *, provider_id: str = "anthropic") -> fl
     except Exception as exc:  # a price estimate must never fail a run
         log.warning("could not price model %r: %s: %s", model, type(exc).__name__, exc)
         return None
+
+
+def configured_cost(prices: ModelPrices, usage: Usage) -> float:
+    """The price in USD of one turn at the config's ``model.prices``; cache tokens at the input
+    price unless their own is given."""
+    cache_read = prices.input if prices.cache_read is None else prices.cache_read
+    cache_write = prices.input if prices.cache_write is None else prices.cache_write
+    return (usage.input_tokens * prices.input + usage.output_tokens * prices.output
+            + usage.cache_read_input_tokens * cache_read
+            + usage.cache_creation_input_tokens * cache_write) / PER_MILLION

@@ -184,3 +184,84 @@ def test_the_transcript_survives_a_failure_mid_run(anthropic_api, sandbox, tmp_p
     saved = Transcript.load(tmp_path / "transcript.json")
     assert [c.stdout for c in saved.cells] == ["one\n", "two\n"]
     assert len(saved.iterations) == 2
+
+
+# --- what the API refuses, budgets, and replies cut off ---------------------------------------------------
+
+
+def flat_usage(tokens: int) -> dict[str, int]:
+    """A turn's usage made exactly ``tokens`` input tokens, so budget tests know the numbers."""
+    return {"input_tokens": tokens, "output_tokens": 0, "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0}
+
+
+def test_whitespace_only_text_before_a_tool_call_is_not_sent_back(anthropic_api, sandbox, tmp_path) -> None:
+    anthropic_api.enqueue_tool_use(code="print(1)", text="\n\n")  # what Claude often writes before a call
+    anthropic_api.enqueue_text("Done.")
+    loop = make_loop(anthropic_api, sandbox, tmp_path)
+    run_to_end(loop)
+
+    assert loop.transcript.status == "completed" and loop.transcript.final_report == "Done."
+    sent = anthropic_api.requests[1].body["messages"][1]["content"]
+    assert [b["type"] for b in sent] == ["tool_use"]
+    assert [r.status for r in anthropic_api.requests] == [200, 200]
+
+
+def test_context_window_stop_reason_trims_old_outputs_and_asks_again(anthropic_api, sandbox, tmp_path) -> None:
+    anthropic_api.enqueue_tool_use(code="print('x' * 3000)")
+    anthropic_api.enqueue_tool_use(code="print('y' * 3000)")
+    anthropic_api.enqueue_turn([text_block("The totals are"), run_python("print(")],
+                               stop_reason="model_context_window_exceeded")
+    anthropic_api.enqueue_text("The totals are 42.")
+    loop = make_loop(anthropic_api, sandbox, tmp_path)
+    run_to_end(loop)
+
+    assert loop.transcript.status == "completed"
+    assert loop.transcript.final_report == "The totals are\n\nThe totals are 42."
+    again = anthropic_api.requests[3].body["messages"]
+    assert tool_results({"messages": again[:3]})[0]["content"] == "[output trimmed to fit the context window]"
+    assert [b["type"] for b in again[-2]["content"]] == ["text"]  # the cut call is not sent back
+
+
+def test_context_window_stop_reason_with_nothing_to_trim_ends_with_the_reason(anthropic_api, sandbox,
+                                                                              tmp_path) -> None:
+    anthropic_api.enqueue_turn([text_block("Half an answer")], stop_reason="model_context_window_exceeded")
+    loop = make_loop(anthropic_api, sandbox, tmp_path)
+    run_to_end(loop)
+
+    assert loop.transcript.status == "failed"
+    assert "context window" in loop.transcript.stop_detail and "sandbox.max_output_chars" in \
+        loop.transcript.stop_detail
+    assert len(anthropic_api.requests) == 1
+
+
+def test_the_final_report_turn_is_not_asked_for_past_the_budget(anthropic_api, sandbox, tmp_path) -> None:
+    for i in range(2):
+        anthropic_api.enqueue_tool_use(code=f"print({i})", text=f"Step {i}", usage=flat_usage(100))
+    anthropic_api.enqueue_text("# Report", usage=flat_usage(100))
+    loop = make_loop(anthropic_api, sandbox, tmp_path, max_iterations=2, max_total_tokens=250)
+    run_to_end(loop)
+
+    assert loop.transcript.status == "budget_exceeded"
+    assert len(anthropic_api.requests) == 2 and loop.transcript.usage.total_tokens <= 250
+    assert "Step 1" in loop.transcript.final_report
+
+
+def test_the_budget_projection_allows_for_a_growing_conversation(anthropic_api, sandbox, tmp_path) -> None:
+    for i, tokens in enumerate([100, 200, 300, 400]):
+        anthropic_api.enqueue_tool_use(code=f"print({i})", usage=flat_usage(tokens))
+    loop = make_loop(anthropic_api, sandbox, tmp_path, max_total_tokens=550)
+    run_to_end(loop)
+
+    assert loop.transcript.status == "budget_exceeded"
+    assert loop.transcript.usage.total_tokens <= 550 and len(anthropic_api.requests) == 2
+
+
+def test_text_of_an_old_cut_reply_does_not_join_a_later_answer(anthropic_api, sandbox, tmp_path) -> None:
+    anthropic_api.enqueue_turn([text_block("Half a thought")], stop_reason="max_tokens")
+    anthropic_api.enqueue_tool_use(code="print(1)")
+    anthropic_api.enqueue_text("The answer.")
+    loop = make_loop(anthropic_api, sandbox, tmp_path)
+    run_to_end(loop)
+
+    assert loop.transcript.status == "completed" and loop.transcript.final_report == "The answer."

@@ -20,7 +20,8 @@ Script: every ``POST /v1/messages`` consumes the next entry of a FIFO queue, in 
 - ``enqueue_tool_use(code="...")``: one ``run_python_code`` call; ``code=["a", "b"]`` makes two calls in
   the same turn; ``text="Let me look"`` puts a text block first; ``name=``/``inputs=[{...}]`` for other tools.
 - ``enqueue_turn(blocks, stop_reason=...)``: any blocks, built with ``text_block``, ``tool_use_block``,
-  ``run_python``, ``thinking_block``; e.g. ``stop_reason="max_tokens"``, ``"pause_turn"``, ``"refusal"``.
+  ``run_python``, ``thinking_block``; e.g. ``stop_reason="max_tokens"``, ``"pause_turn"``, ``"refusal"``,
+  ``"model_context_window_exceeded"``.
 - ``enqueue_error(status, retry_after=None, error_type=None, message=None, headers=None)``: an HTTP
   error with the API's JSON error body. The type follows the status (400 invalid_request_error,
   401 authentication_error, 403 permission_error, 404 not_found_error, 413 request_too_large,
@@ -36,6 +37,14 @@ Script: every ``POST /v1/messages`` consumes the next entry of a FIFO queue, in 
   restarting proxy does; the SDK retries it as a connection error.
 - ``enqueue_raw_tool_use('{"code": print(1)}')``: a tool call whose ``input_json_delta`` chunks join
   to exactly that text, valid JSON or not (``'{"code": "print('`` is cut short, ``'[1]'`` is no object).
+
+Every request is first checked against the rules the real API enforces, and refused with its 400
+``invalid_request_error`` and wording, without consuming a script entry (``request_problem``):
+empty or whitespace-only text blocks, a final assistant message ending in whitespace, more than 4
+``cache_control`` blocks, a ``tool_use`` not answered by ``tool_result`` blocks first in the next
+user message (or a ``tool_result`` with no ``tool_use`` before it), roles that do not alternate or a
+first message that is not the user's. (The API reference says the live API merges consecutive same-role messages; the loop
+never sends them, so the stand-in refuses them to catch a loop that would.)
 
 ``FakeAnthropicAPI(context_window=N)`` (or setting ``api.context_window``) answers a request whose
 input is over N tokens with the API's 400 ``invalid_request_error`` "prompt is too long: X tokens >
@@ -384,6 +393,92 @@ class FakeAnthropicAPI:
         return max(1, sum(self._tokens(b.get("text") or b.get("thinking") or b.get("input") or "") for b in blocks))
 
 
+# --- what the real API refuses -------------------------------------------------------------------
+
+MAX_CACHE_CONTROL_BLOCKS = 4
+
+
+def request_problem(body: dict[str, Any]) -> str | None:
+    """The real API's 400 message for a request it would refuse, or None: the rules a conversation
+    built by the loop must keep, checked on every request so each test that uses the stand-in keeps them."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    for check in (_roles_problem, _text_problem, _tool_result_problem, _cache_control_problem):
+        if problem := check(body, messages):
+            return problem
+    return None
+
+
+def _content(message: dict[str, Any]) -> list[Any]:
+    content = message.get("content")
+    return [text_block(content)] if isinstance(content, str) else list(content or [])
+
+
+def _roles_problem(body: dict[str, Any], messages: list[Any]) -> str | None:
+    if messages and messages[0].get("role") != "user":
+        return 'messages: first message must use the "user" role'
+    for previous, message in zip(messages, messages[1:]):
+        if previous.get("role") == message.get("role"):
+            return (f'messages: roles must alternate between "user" and "assistant", but found multiple '
+                    f'"{message.get("role")}" roles in a row')
+    return None
+
+
+def _text_problem(body: dict[str, Any], messages: list[Any]) -> str | None:
+    for i, message in enumerate(messages):
+        for j, block in enumerate(_content(message)):
+            if isinstance(block, dict) and block.get("type") == "text":
+                if not block.get("text"):
+                    return f"messages.{i}.content.{j}.text: text content blocks must be non-empty"
+                if not block["text"].strip():
+                    return f"messages.{i}.content.{j}.text: text content blocks must contain non-whitespace text"
+    if messages and messages[-1].get("role") == "assistant":
+        blocks = _content(messages[-1])
+        if blocks and isinstance(blocks[-1], dict) and blocks[-1].get("type") == "text" \
+                and blocks[-1]["text"] != blocks[-1]["text"].rstrip():
+            return "messages: final assistant content cannot end with trailing whitespace"
+    return None
+
+
+def _tool_result_problem(body: dict[str, Any], messages: list[Any]) -> str | None:
+    for i, message in enumerate(messages):
+        blocks = [b for b in _content(message) if isinstance(b, dict)]
+        if message.get("role") == "assistant":
+            calls = [b["id"] for b in blocks if b.get("type") == "tool_use"]
+            if not calls or i + 1 == len(messages):
+                continue
+            answer = [b for b in _content(messages[i + 1]) if isinstance(b, dict)]
+            leading = []
+            for block in answer:
+                if block.get("type") != "tool_result":
+                    break
+                leading.append(block.get("tool_use_id"))
+            if missing := [c for c in calls if c not in leading]:
+                return (f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks immediately "
+                        f"after: {', '.join(missing)}. Each `tool_use` block must have a corresponding "
+                        f"`tool_result` block in the next message.")
+        else:
+            asked = {b.get("id") for b in (_content(messages[i - 1]) if i else []) if isinstance(b, dict)
+                     and b.get("type") == "tool_use"}
+            for j, block in enumerate(blocks):
+                if block.get("type") == "tool_result" and block.get("tool_use_id") not in asked:
+                    return (f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                            f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
+                            f"`tool_use` block in the previous message.")
+    return None
+
+
+def _cache_control_problem(body: dict[str, Any], messages: list[Any]) -> str | None:
+    system = body.get("system")
+    blocks = [*(body.get("tools") or []), *(system if isinstance(system, list) else []),
+              *(b for m in messages for b in _content(m))]
+    found = sum(1 for b in blocks if isinstance(b, dict) and b.get("cache_control"))
+    if found > MAX_CACHE_CONTROL_BLOCKS:
+        return f"A maximum of {MAX_CACHE_CONTROL_BLOCKS} blocks with cache_control may be provided. Found {found}."
+    return None
+
+
 def _chunks(text: str, size: int) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)] or [""]
 
@@ -455,6 +550,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_error(404, "not_found_error", f"FakeAnthropicAPI serves POST /v1/messages only, not {path}", record)
         if self.api.api_key is not None and record.api_key != self.api.api_key:
             return self._send_error(401, "authentication_error", "invalid x-api-key", record)
+        if isinstance(body, dict) and (problem := request_problem(body)):
+            return self._send_error(400, "invalid_request_error", problem, record)
         entry = self.api._pop()
         while isinstance(entry, _Window):
             self.api.context_window = self.api.last_prompt_tokens + entry.headroom

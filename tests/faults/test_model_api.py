@@ -124,7 +124,7 @@ def _check_malformed(api: FakeAnthropicAPI, transcript) -> None:
 
 
 def test_context_window_exceeded_trims_old_outputs_and_goes_on(run, anthropic_api) -> None:
-    anthropic_api.enqueue_tool_use(code=BEFORE)
+    anthropic_api.enqueue_tool_use(code="print('before the fault. ' * 4)")  # longer than the trimmed marker
     anthropic_api.enqueue_tool_use(code="print('x' * 6000)")  # about 1,500 tokens of output
     anthropic_api.enqueue_context_window(headroom=300)  # the next request no longer fits
     anthropic_api.enqueue_tool_use(code="print('third')")

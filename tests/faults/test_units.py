@@ -4,6 +4,7 @@ file-size and output limits."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -13,7 +14,8 @@ from tasks.agent.tool_results import invalid_call
 from tasks.config.schema import ModelConfig, SandboxConfig
 from tasks.errors import ContextWindowExceeded, ModelError
 from tasks.models.anthropic_provider import AnthropicProvider
-from tasks.models.base import ModelRequest
+from tasks.models.base import ModelRequest, Usage
+from tasks.models.pricing import turn_cost
 from tasks.models.tools import tool_definitions
 from tasks.sandbox.local import LocalSandbox
 
@@ -39,6 +41,18 @@ def test_tool_input_that_is_not_json_is_asked_again(anthropic_api) -> None:
     turn = provider_for(anthropic_api).next_turn(request())
     assert turn.tool_calls[0]["input"] == {"code": "print(1)"}
     assert len(anthropic_api.requests) == 2
+
+
+def test_requests_re_sent_after_a_broken_reply_are_counted(anthropic_api) -> None:
+    anthropic_api.enqueue_raw_tool_use('{"code": print(1)}')
+    anthropic_api.enqueue_stream_cut(after_events=4)
+    anthropic_api.enqueue_tool_use(code="print(1)")
+    turn = provider_for(anthropic_api).next_turn(request())
+    billed = [r.usage for r in anthropic_api.requests]
+    assert len(billed) == 3
+    assert turn.usage.input_tokens == sum(u["input_tokens"] for u in billed)
+    assert turn.usage.cache_creation_input_tokens == sum(u["cache_creation_input_tokens"] for u in billed)
+    assert turn.cost_usd > turn_cost(MODEL, Usage(**{k: v for k, v in billed[-1].items() if k != "service_tier"}))
 
 
 def test_tool_input_that_is_never_json_ends_with_the_cause(anthropic_api) -> None:
@@ -98,6 +112,14 @@ def test_trimming_takes_the_oldest_outputs_first_and_only_as_many_as_needed() ->
     assert trim_oldest_outputs(messages, 1500) == 2
     assert results(messages) == [TRIMMED, TRIMMED, "c" * 1000]
     assert trim_oldest_outputs(messages, 10) == 1 and trim_oldest_outputs(messages, 10) == 0
+
+
+def test_trimming_leaves_outputs_shorter_than_the_marker_alone() -> None:
+    messages = conversation("a" * 10, "b" * 10, "c" * 1000)
+    before = len(json.dumps(messages))
+    assert trim_oldest_outputs(messages, 500) == 1
+    assert results(messages) == ["a" * 10, "b" * 10, TRIMMED]
+    assert len(json.dumps(messages)) < before
 
 
 def test_ask_within_context_trims_and_asks_again_until_it_fits() -> None:

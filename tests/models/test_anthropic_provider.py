@@ -7,9 +7,11 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import anthropic
 import pytest
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
+from pydantic import ValidationError
 
 from tasks.config.schema import ModelConfig
 from tasks.errors import ModelError
@@ -372,3 +374,71 @@ def test_run_python_tool_definition():
     assert tool["input_schema"]["properties"]["code"]["type"] == "string"
     assert "persist" in RUN_PYTHON_DESCRIPTION and "outputs/" in RUN_PYTHON_DESCRIPTION
     assert "still open" in RUN_PYTHON_DESCRIPTION
+
+
+# --- what the API refuses ------------------------------------------------------------------------
+
+
+def test_a_conversation_with_whitespace_only_text_is_sent_without_it(anthropic_api):
+    # As an earlier transcript (resumed or replayed) may hold it: "\n\n" before a tool call.
+    call = run_python("print(1)")
+    messages = [{"role": "user", "content": "Go"},
+                {"role": "assistant", "content": [text_block("\n\n"), call]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "1"}]},
+                {"role": "assistant", "content": [text_block("Working on it \n")]}]
+    anthropic_api.enqueue_text("Done.")
+    turn = provider_for(anthropic_api).next_turn(request(copy.deepcopy(messages)))
+
+    assert turn.text == "Done."
+    sent = anthropic_api.requests[0].body["messages"]
+    assert [b["type"] for b in sent[1]["content"]] == ["tool_use"]
+    assert sent[3]["content"][0]["text"] == "Working on it"  # a final assistant message may not end in whitespace
+
+
+BAD_CONVERSATIONS = {
+    "text content blocks must contain non-whitespace text": [
+        {"role": "user", "content": [text_block(" \n")]}],
+    "final assistant content cannot end with trailing whitespace": [
+        {"role": "user", "content": "Go"}, {"role": "assistant", "content": [text_block("So \n")]}],
+    "first message must use the \"user\" role": [{"role": "assistant", "content": "Hi"}],
+    "roles must alternate": [{"role": "user", "content": "Go"}, {"role": "user", "content": "Again"}],
+    "`tool_use` ids were found without `tool_result` blocks immediately after": [
+        {"role": "user", "content": "Go"}, {"role": "assistant", "content": [run_python("1", id="toolu_1")]},
+        {"role": "user", "content": [text_block("first"),
+                                     {"type": "tool_result", "tool_use_id": "toolu_1", "content": "1"}]}],
+    "unexpected `tool_use_id` found in `tool_result` blocks": [
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "1"}]}],
+    "A maximum of 4 blocks with cache_control may be provided. Found 5.": [
+        {"role": "user", "content": [{**text_block(str(i)), "cache_control": {"type": "ephemeral"}}
+                                     for i in range(5)]}],
+}
+
+
+@pytest.mark.parametrize("problem", list(BAD_CONVERSATIONS))
+def test_the_stand_in_refuses_what_the_api_refuses(anthropic_api, problem):
+    anthropic_api.enqueue_text("never sent")
+    client = anthropic.Anthropic(api_key=KEY, base_url=anthropic_api.base_url, max_retries=0)
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(model=MODEL, max_tokens=10, messages=BAD_CONVERSATIONS[problem])
+    assert caught.value.body["error"]["type"] == "invalid_request_error"
+    assert problem in caught.value.body["error"]["message"]
+    assert anthropic_api.pending == 1  # a refused request consumes no script entry
+
+
+# --- prices ----------------------------------------------------------------------------------------
+
+
+def test_a_budget_for_a_model_without_a_price_is_a_config_error():
+    with pytest.raises(ValidationError, match="no price is known for model 'house-llm'.*model.prices"):
+        ModelConfig(name="house-llm", max_cost_usd=1.0)
+    ModelConfig(name="house-llm")  # no budget, nothing to price
+    ModelConfig(name="house-llm", max_cost_usd=1.0, prices={"input": 1.0, "output": 2.0})
+
+
+def test_configured_prices_give_the_cost_of_a_turn(anthropic_api):
+    anthropic_api.enqueue_text("Done.", usage={"input_tokens": 1_000_000, "output_tokens": 500_000,
+                                               "cache_read_input_tokens": 2_000_000,
+                                               "cache_creation_input_tokens": 0})
+    prices = {"input": 1.0, "output": 4.0, "cache_read": 0.1, "cache_write": 1.25}
+    turn = provider_for(anthropic_api, name="house-llm", prices=prices).next_turn(request())
+    assert turn.cost_usd == pytest.approx(1.0 + 2.0 + 0.2)
