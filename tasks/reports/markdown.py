@@ -13,6 +13,7 @@ from typing import Any
 
 from tasks.agent.transcript import CellRecord, IterationRecord, Transcript
 from tasks.reports.images import MiB, ChartEmbedder
+from tasks.text_safety import strip_ansi
 
 REPORT_BUDGET = 4 * MiB  # under Prefect Cloud's 5 MiB request cap, with room for the JSON envelope
 _NOTE_RESERVE = 300  # bytes kept back per chart for its heading or "omitted" note
@@ -25,17 +26,12 @@ STATUS_TEXT = {
     "running": "Still running (partial report)",
 }
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def fence(text: str, lang: str = "") -> str:
     """A code block whose fence is longer than any backtick run inside (model code may hold ```)."""
     ticks = "`" * max(3, max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
     return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
 
 
 def iteration_steps(iteration: IterationRecord) -> Iterator[str | CellRecord]:
