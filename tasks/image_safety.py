@@ -102,7 +102,9 @@ def name_stem(name: str) -> str:
     return stem[:60] or "image"
 
 
-def chart_file_name(iteration: int, index: int, source_name: str) -> str:
-    """Where the loop stores a chart: ordered by iteration, ending in the name the code gave it,
-    so ``![..](outputs/revenue.png)`` in the model's text finds ``iteration-02-chart-1-revenue.png``."""
-    return f"iteration-{iteration:02d}-chart-{index}-{name_stem(source_name)}.png"
+def chart_file_name(iteration: int, index: int, file_name: str | None = None) -> str:
+    """Where the loop stores a chart, in iteration order. A chart from a file the code saved ends in
+    that file's name, so ``![..](outputs/revenue.png)`` in the model's text finds
+    ``iteration-02-chart-1-revenue.png``; a figure the code only showed has no name to keep."""
+    suffix = f"-{name_stem(file_name)}" if file_name else ""
+    return f"iteration-{iteration:02d}-chart-{index}{suffix}.png"

@@ -188,7 +188,7 @@ class AnalysisLoop:
                 continue
             charts_dir.mkdir(parents=True, exist_ok=True)
             index = sum(len(c.charts) for c in record.cells) + len(paths) + 1
-            path = charts_dir / chart_file_name(record.number, index, chart.name)
+            path = charts_dir / chart_file_name(record.number, index, chart.name if chart.source == "file" else None)
             path.write_bytes(kept.png)
             paths.append(path.relative_to(self.run_dir).as_posix())
         error = None
