@@ -26,7 +26,7 @@ from tasks.configure import load_analysis_config
 from tasks.iterate import persist_turns, rebuild_sandbox, run_iteration, write_final_report
 from tasks.models import create_provider
 from tasks.provision import provision_sandbox, teardown_sandbox, upload_datasets
-from tasks.reports import create_progress, publish_iteration, update_progress
+from tasks.reports import ReportsNotWritten, create_progress, publish_iteration, update_progress
 from tasks.reports.publisher import ArtifactPublisher
 from tasks.sandbox.daytona_cleanup import delete_flow_run_sandboxes
 from tasks.sandbox_slots import SandboxSlot
@@ -139,10 +139,21 @@ def _teardown(sandbox: Any) -> None:
 
 
 def _collect(transcript: Transcript, run_dir: Path) -> None:
+    """Write the reports; a run whose reports are missing is not reported as completed."""
     try:
         collect_artifacts(transcript, run_dir)
-    except BaseException:  # noqa: BLE001 - never mask the run's own outcome; the transcript is on disk
+    except BaseException as exc:  # noqa: BLE001 - never mask the run's own outcome; the transcript is on disk
         get_run_logger().exception("Could not write the reports of %s", run_dir)
+        problem = (str(exc) if isinstance(exc, ReportsNotWritten)
+                   else f"reports not written ({type(exc).__name__}: {exc})")
+        if transcript.status == "failed":
+            transcript.stop_detail = f"{transcript.stop_detail}; {problem}" if transcript.stop_detail else problem
+        else:
+            transcript.finish("failed", problem)
+        try:
+            transcript.save(run_dir / TRANSCRIPT_FILE)
+        except OSError:  # the summary still says failed; the earlier save holds the analysis itself
+            get_run_logger().exception("Could not save %s", run_dir / TRANSCRIPT_FILE)
 
 
 def _new_run_dir(loaded: LoadedConfig) -> Path:

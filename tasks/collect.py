@@ -14,8 +14,11 @@ from tasks.reports import publish_report, publish_usage, write_run_reports
 # Runs after failures too (what was done is never lost); rendering is deterministic, so no retries.
 @task(name="collect-artifacts", cache_policy=NONE)
 def collect_artifacts(transcript: Transcript, run_dir: Path) -> dict[str, Path]:
-    written = write_run_reports(transcript, run_dir)
-    publish_report(transcript, run_dir)
-    publish_usage(transcript.analysis, transcript)
-    get_run_logger().info("Report: %s", written.get("markdown", run_dir))
+    """Raises ``ReportsNotWritten`` after publishing, when a report file could not be written."""
+    try:
+        written = write_run_reports(transcript, run_dir)
+    finally:  # the artifacts render on their own: publish them even when a file failed
+        publish_report(transcript, run_dir)
+        publish_usage(transcript.analysis, transcript)
+    get_run_logger().info("Report: %s", written["markdown"])
     return written

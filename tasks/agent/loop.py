@@ -18,6 +18,7 @@ from tasks.agent.prompts import CONTINUE_AFTER_CONTEXT_WINDOW, CONTINUE_AFTER_MA
 from tasks.agent.tool_results import invalid_call, invalid_call_block, tool_result_block
 from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, IterationRecord, Transcript, now_iso
 from tasks.config import AnalysisConfig
+from tasks.image_safety import chart_file_name, keep_image
 from tasks.models.base import NO_TEXT, RUN_PYTHON_TOOL, ModelProvider, ModelRequest, ModelTurn
 from tasks.sandbox.base import ExecutionResult, Sandbox
 
@@ -205,18 +206,23 @@ class AnalysisLoop:
 
     def _record_cell(self, tool_use_id: str, code: str, result: ExecutionResult, record: IterationRecord) -> CellRecord:
         charts_dir = self.run_dir / "charts"
-        paths = []
+        paths, notes = [], list(result.warnings)
         for chart in result.charts:
+            kept = keep_image(chart.png)
+            if kept.note:
+                notes.append(f"{chart.name}: {kept.note}")
+            if kept.png is None:
+                continue
             charts_dir.mkdir(parents=True, exist_ok=True)
             index = sum(len(c.charts) for c in record.cells) + len(paths) + 1
-            path = charts_dir / f"iteration-{record.number:02d}-chart-{index}.png"
-            path.write_bytes(chart.png)
+            path = charts_dir / chart_file_name(record.number, index, chart.name if chart.source == "file" else None)
+            path.write_bytes(kept.png)
             paths.append(path.relative_to(self.run_dir).as_posix())
         error = None
         if result.error:
             error = {"name": result.error.name, "message": result.error.message, "traceback": result.error.traceback}
         cell = CellRecord(tool_use_id, code, result.stdout, result.stderr, error, result.timed_out,
-                          result.state_reset, paths, round(result.duration_s, 3), list(result.warnings))
+                          result.state_reset, paths, round(result.duration_s, 3), notes)
         record.cells.append(cell)
         return cell
 

@@ -8,27 +8,54 @@ from tasks.agent.transcript import Transcript
 from tasks.reports.artifacts import (artifact_key, create_progress, publish_iteration, publish_report,
                                      publish_usage, publish_validation, update_progress)
 from tasks.reports.html import render_report_html
-from tasks.reports.images import MiB
+from tasks.reports.images import MiB, ChartEmbedder
 from tasks.reports.markdown import render_iteration_markdown, render_report_markdown
 from tasks.reports.notebook import build_notebook, write_notebook
 
 __all__ = [
     "artifact_key", "build_notebook", "create_progress", "publish_iteration", "publish_report", "publish_usage",
     "publish_validation", "render_iteration_markdown", "render_report_html", "render_report_markdown",
-    "update_progress", "write_notebook", "write_run_reports",
+    "update_progress", "write_notebook", "write_run_reports", "ReportsNotWritten",
 ]
 
 _HTML_BUDGET = 64 * MiB  # a local file, not a request: only keep it from growing without bound
 
 
+class ReportsNotWritten(Exception):
+    """Some report files could not be written; ``str()`` names each file and its cause."""
+
+    def __init__(self, failures: dict[Path, BaseException]) -> None:
+        self.failures = failures
+        super().__init__("; ".join(f"{path.name} not written ({type(exc).__name__}: {exc})"
+                                   for path, exc in failures.items()))
+
+
 def write_run_reports(transcript: Transcript, run_dir: Path) -> dict[str, Path]:
-    """Write report.md (charts linked), report.html (charts embedded) and analysis.ipynb."""
+    """Write report.md (charts linked), report.html (charts embedded) and analysis.ipynb.
+
+    Each file is written even if another fails; then ``ReportsNotWritten`` names those that failed.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": run_dir / "report.md", "html": run_dir / "report.html",
              "notebook": run_dir / "analysis.ipynb"}
-    paths["markdown"].write_text(render_report_markdown(transcript, run_dir, embed=False), encoding="utf-8")
-    embedded = render_report_markdown(transcript, run_dir, embed=True, budget_bytes=_HTML_BUDGET)
-    paths["html"].write_text(render_report_html(embedded, transcript.analysis), encoding="utf-8")
-    write_notebook(build_notebook(transcript, run_dir), paths["notebook"])
+    linked = render_report_markdown(transcript, run_dir, embed=False)
+    charts = [c for cell in transcript.cells for c in cell.charts]
+    embedder = ChartEmbedder(run_dir, _HTML_BUDGET - len(linked.encode()))
+    writers = {
+        "markdown": lambda: paths["markdown"].write_text(linked, encoding="utf-8"),
+        "html": lambda: paths["html"].write_text(
+            render_report_html(linked, transcript.analysis, charts, embedder.uri), encoding="utf-8"),
+        "notebook": lambda: write_notebook(build_notebook(transcript, run_dir), paths["notebook"]),
+    }
+    failures: dict[Path, BaseException] = {}
+    for kind, write in writers.items():
+        try:
+            write()
+        except Exception as exc:  # noqa: BLE001 - the other files are still worth having
+            if paths[kind].is_file():  # a half-written file would pass for a report
+                paths[kind].unlink()
+            failures[paths[kind]] = exc
+    if failures:
+        raise ReportsNotWritten(failures)
     return paths

@@ -7,18 +7,13 @@ its own, so every embedded chart goes through here and the caller decides what t
 from __future__ import annotations
 
 import base64
-import io
-import logging
 from pathlib import Path
 
-from PIL import Image
+from tasks import image_safety
+from tasks.image_safety import MiB
 
-logger = logging.getLogger(__name__)
-
-MiB = 1024 * 1024
 MAX_WIDTH = 1000  # wider than any artifact or report column, so nothing visible is lost
 MAX_CHART_BYTES = int(1.5 * MiB)
-_MIN_WIDTH = 300  # below this a chart is unreadable: drop it rather than shrink further
 _MIN_ROOM = 16 * 1024  # no readable chart fits in less: skip the attempts
 _URI_PREFIX = "data:image/png;base64,"
 
@@ -29,34 +24,8 @@ def encoded_size(raw_bytes: int) -> int:
 
 
 def shrink_png(path: Path, max_bytes: int = MAX_CHART_BYTES, max_width: int = MAX_WIDTH) -> bytes | None:
-    """The chart as PNG bytes no wider than ``max_width`` and no larger than ``max_bytes``.
-
-    Tries narrower widths, then a 256-colour palette (charts are mostly flat colour, so this often
-    shrinks them several-fold); None when even the smallest attempt is too large or unreadable.
-    """
-    raw = path.read_bytes()
-    try:
-        with Image.open(io.BytesIO(raw)) as probe:
-            width, height = probe.size
-            if width <= max_width and len(raw) <= max_bytes:
-                return raw  # already fine: keep the original bytes untouched
-            image = probe.convert("RGBA" if "A" in probe.getbands() else "RGB")
-    except (OSError, ValueError) as exc:  # a truncated or non-PNG file should not sink the report
-        logger.warning("cannot read chart %s: %s", path, exc)
-        return None
-
-    target = min(width, max_width)
-    while target >= _MIN_WIDTH:
-        scaled = image if target == width else image.resize(
-            (target, max(1, round(height * target / width))), Image.Resampling.LANCZOS)
-        # fast octree: median cut takes a second per chart and cannot handle transparency
-        for candidate in (scaled, scaled.quantize(256, method=Image.Quantize.FASTOCTREE)):
-            buffer = io.BytesIO()
-            candidate.save(buffer, format="PNG")
-            if buffer.tell() <= max_bytes:
-                return buffer.getvalue()
-        target = int(target * 0.7)
-    return None
+    """The chart at ``path`` within ``max_bytes`` and ``max_width`` (see ``tasks.image_safety.shrink_png``)."""
+    return image_safety.shrink_png(path.read_bytes(), max_bytes, max_width)
 
 
 def png_data_uri(png: bytes) -> str:

@@ -6,13 +6,15 @@ With ``embed=False`` charts are relative links, for a report.md that sits beside
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tasks.agent.transcript import CellRecord, IterationRecord, Transcript
+from tasks.image_safety import name_stem
 from tasks.reports.images import MiB, ChartEmbedder
+from tasks.reports.safe_markdown import ChartRef, Segment, fence, safe_inline, safe_markdown
+from tasks.text_safety import strip_ansi
 
 REPORT_BUDGET = 4 * MiB  # under Prefect Cloud's 5 MiB request cap, with room for the JSON envelope
 _NOTE_RESERVE = 300  # bytes kept back per chart for its heading or "omitted" note
@@ -24,19 +26,6 @@ STATUS_TEXT = {
     "failed": "Failed",
     "running": "Still running (partial report)",
 }
-_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def fence(text: str, lang: str = "") -> str:
-    """A code block whose fence is longer than any backtick run inside (model code may hold ```)."""
-    ticks = "`" * max(3, max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
-    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
-
 
 def iteration_steps(iteration: IterationRecord) -> Iterator[str | CellRecord]:
     """The turn's text blocks and code cells in the order the model wrote them."""
@@ -62,7 +51,7 @@ def dataset_row(report: dict[str, Any]) -> dict[str, Any]:
 
 def status_line(transcript: Transcript) -> str:
     text = STATUS_TEXT.get(transcript.status, transcript.status)
-    return f"{text}: {transcript.stop_detail}" if transcript.stop_detail else text
+    return f"{text}: {safe_inline(transcript.stop_detail)}" if transcript.stop_detail else text
 
 
 def usage_line(transcript: Transcript) -> str:
@@ -80,13 +69,16 @@ def _omitted(rel_path: str) -> str:
 def _chart_matching(target: str, charts: list[str]) -> str | None:
     """The run's chart that an image link in the model's text means, by file name.
 
-    The model names its files (``revenue.png``); the loop stores them with an iteration prefix
-    (``charts/iter-2-1-revenue.png``), so a suffix after a separator also counts.
+    The model names its files (``outputs/revenue.png``); the loop stores them under a name ending in
+    the same stem (``charts/iteration-02-chart-1-revenue.png``, see ``tasks.image_safety``), and a
+    JPEG the sandbox converted keeps its stem too.
     """
-    name = PurePosixPath(target).name
+    if target.lower().startswith("data:") or "://" in target or target.startswith("//"):
+        return None
+    stem = name_stem(target)
     for chart in charts:
-        stored = PurePosixPath(chart).name
-        if stored == name or stored.endswith(("-" + name, "_" + name)):
+        stored = PurePosixPath(chart).stem
+        if stored == stem or stored.endswith(("-" + stem, "_" + stem)):
             return chart
     return None
 
@@ -103,87 +95,91 @@ def _data_section(datasets: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-class _ChartLinks:
-    """Charts as placeholders until the text around them is final, so the bytes left for images
-    are known exactly; then relative links, or data URIs within the budget."""
-
-    _TOKEN = re.compile("\x00(\\d+)\x00")
+class _Document:
+    """Markdown text with the charts held apart until the text around them is final, so the bytes
+    left for images are known exactly; then relative links, or data URIs within the budget."""
 
     def __init__(self) -> None:
-        self.charts: list[tuple[str, str]] = []
+        self.segments: list[Segment] = []
 
-    def __call__(self, alt: str, rel_path: str) -> str:
-        self.charts.append((alt, rel_path))
-        return f"\x00{len(self.charts) - 1}\x00"
+    def add(self, *lines: str | ChartRef | list[Segment]) -> None:
+        for line in lines:
+            self.segments.extend(line if isinstance(line, list) else [line])
+            self.segments.append("\n")
 
-    def resolve(self, text: str, run_dir: Path, *, embed: bool, budget_bytes: int) -> str:
-        reserve = len(text.encode()) + _NOTE_RESERVE * len(self.charts)
-        embedder = ChartEmbedder(run_dir, budget_bytes - reserve) if embed else None
-
-        def link(match: re.Match[str]) -> str:
-            alt, rel_path = self.charts[int(match.group(1))]
-            if embedder is None:
-                return f"![{alt}]({rel_path})"
-            uri = embedder.uri(rel_path)
-            return f"![{alt}]({uri})" if uri else _omitted(rel_path)
-
-        return self._TOKEN.sub(link, text)
+    def render(self, run_dir: Path, *, embed: bool, budget_bytes: int) -> str:
+        charts = [s for s in self.segments if isinstance(s, ChartRef)]
+        text_bytes = sum(len(s.encode()) for s in self.segments if isinstance(s, str))
+        embedder = ChartEmbedder(run_dir, budget_bytes - text_bytes - _NOTE_RESERVE * len(charts)) if embed else None
+        out = []
+        for segment in self.segments:
+            if isinstance(segment, str):
+                out.append(segment)
+            elif embedder is None:
+                out.append(f"![{segment.alt}]({segment.rel_path})")
+            else:
+                uri = embedder.uri(segment.rel_path)
+                out.append(f"![{segment.alt}]({uri})" if uri else _omitted(segment.rel_path))
+        return "".join(out)
 
 
 def render_report_markdown(transcript: Transcript, run_dir: Path, *, embed: bool,
                            budget_bytes: int = REPORT_BUDGET) -> str:
     charts = [(i.number, c) for i in transcript.iterations for cell in i.cells for c in cell.charts]
     paths = [c for _, c in charts]
-    links = _ChartLinks()
-    inline: set[str] = set()
-
-    def inline_chart(match: re.Match[str]) -> str:
-        chart = _chart_matching(match.group(2), paths)
-        if chart is None:
-            return match.group(0)
-        inline.add(chart)
-        return links(match.group(1), chart)
-
-    body = transcript.final_report or f"_No final report: {status_line(transcript).lower()}._"
-    parts = [f"# {transcript.analysis}", "", f"**Status:** {status_line(transcript)}  ",
-             f"**Model:** `{transcript.model}` ({transcript.provider}) · **Started:** {transcript.started_at}"
-             + (f" · **Finished:** {transcript.finished_at}" if transcript.finished_at else ""), "",
-             "\n".join("> " + line for line in transcript.prompt.strip().splitlines()), "", "---", "",
-             _IMAGE.sub(inline_chart, body).rstrip(), ""]
+    if transcript.final_report:
+        body = safe_markdown(transcript.final_report.rstrip(), lambda src: _chart_matching(src, paths))
+    else:
+        body = [f"_No final report: {status_line(transcript).lower()}._"]
+    inline = {s.rel_path for s in body if isinstance(s, ChartRef)}
+    doc = _Document()
+    doc.add(f"# {transcript.analysis}", "", f"**Status:** {status_line(transcript)}  ",
+            f"**Model:** `{transcript.model}` ({transcript.provider}) · **Started:** {transcript.started_at}"
+            + (f" · **Finished:** {transcript.finished_at}" if transcript.finished_at else ""), "",
+            "\n".join("> " + line for line in transcript.prompt.strip().splitlines()), "", "---", "", body, "")
     rest = [(n, c) for n, c in charts if c not in inline]
     if rest:
-        parts += ["## Charts", ""]
+        doc.add("## Charts", "")
         for number, chart in rest:
-            parts += [f"**Iteration {number}: {PurePosixPath(chart).name}**", "",
-                      links(PurePosixPath(chart).stem, chart), ""]
+            doc.add(f"**Iteration {number}: {PurePosixPath(chart).name}**", "",
+                    ChartRef(PurePosixPath(chart).stem, chart), "")
+    notes = [(i.number, note) for i in transcript.iterations for cell in i.cells for note in cell.warnings]
+    if notes:
+        doc.add("## Sandbox notes", "", fence("\n".join(f"iteration {n}: {strip_ansi(note)}" for n, note in notes),
+                                                "text"), "")
     if transcript.datasets:
-        parts += [_data_section(transcript.datasets), ""]
-    parts += ["## Usage", "", usage_line(transcript)]
-    return links.resolve("\n".join(parts) + "\n", Path(run_dir), embed=embed, budget_bytes=budget_bytes)
+        doc.add(_data_section(transcript.datasets), "")
+    doc.add("## Usage", "")
+    doc.segments.append(usage_line(transcript) + "\n")
+    return doc.render(Path(run_dir), embed=embed, budget_bytes=budget_bytes)
 
 
 def render_iteration_markdown(iteration: IterationRecord, run_dir: Path,
                               budget_bytes: int = REPORT_BUDGET) -> str:
     """Everything one iteration did, charts embedded: the body of an iteration artifact."""
-    links = _ChartLinks()
-    parts = [f"# Iteration {iteration.number}", ""]
+    doc = _Document()
+    doc.add(f"# Iteration {iteration.number}", "")
     for step in iteration_steps(iteration):
         if isinstance(step, str):
-            parts += [step.strip(), ""]
+            doc.add(safe_markdown(step.strip()), "")
             continue
-        parts += [fence(step.code, "python"), ""]
+        doc.add(fence(step.code, "python"), "")
         if step.stdout.strip():
-            parts += ["**Output**", "", fence(strip_ansi(step.stdout), "text"), ""]
+            doc.add("**Output**", "", fence(strip_ansi(step.stdout), "text"), "")
         if step.stderr.strip():
-            parts += ["**Standard error**", "", fence(strip_ansi(step.stderr), "text"), ""]
+            doc.add("**Standard error**", "", fence(strip_ansi(step.stderr), "text"), "")
         if step.error:
-            parts += [f"**Error:** `{step.error.get('name', 'Error')}`: {step.error.get('message', '')}", "",
-                      fence(strip_ansi(step.error.get("traceback", "")), "text"), ""]
+            doc.add(f"**Error:** `{safe_inline(step.error.get('name', 'Error')).replace('`', '')}`: "
+                    f"{safe_inline(step.error.get('message', ''))}", "",
+                    fence(strip_ansi(step.error.get("traceback", "")), "text"), "")
         if step.timed_out:
-            parts += ["**Timed out.**" + (" The session was restarted: its variables are gone."
-                                          if step.state_reset else ""), ""]
-        parts += [item for chart in step.charts for item in (links(PurePosixPath(chart).stem, chart), "")]
+            doc.add("**Timed out.**" + (" The session was restarted: its variables are gone."
+                                        if step.state_reset else ""), "")
+        if step.warnings:
+            doc.add("**Sandbox notes**", "", fence("\n".join(map(strip_ansi, step.warnings)), "text"), "")
+        for chart in step.charts:
+            doc.add(ChartRef(PurePosixPath(chart).stem, chart), "")
     u = iteration.turn.usage
     cost = f", ${iteration.turn.cost_usd:.4f}" if iteration.turn.cost_usd is not None else ""
-    parts.append(f"_Stop reason `{iteration.turn.stop_reason}`; {u.total_tokens:,} tokens{cost}._")
-    return links.resolve("\n".join(parts) + "\n", Path(run_dir), embed=True, budget_bytes=budget_bytes)
+    doc.segments.append(f"_Stop reason `{iteration.turn.stop_reason}`; {u.total_tokens:,} tokens{cost}._\n")
+    return doc.render(Path(run_dir), embed=True, budget_bytes=budget_bytes)

@@ -14,6 +14,8 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from tasks.agent.transcript import CellRecord, Transcript
+from tasks.image_safety import keep_image
+from tasks.reports.safe_markdown import render_segments, safe_markdown
 from tasks.reports.markdown import iteration_steps, status_line
 
 
@@ -28,14 +30,24 @@ def _outputs(cell: CellRecord, run_dir: Path) -> list[NotebookNode]:
         outputs.append(new_output("stream", name="stderr", text=note + "]\n"))
     for chart in cell.charts:
         path = run_dir / chart
-        if path.is_file():  # a chart lost from disk leaves the notebook valid, just without it
-            png = base64.b64encode(path.read_bytes()).decode("ascii")
-            outputs.append(new_output("display_data", data={"image/png": png}, metadata={}))
+        if not path.is_file():  # a chart lost from disk leaves the notebook valid, just without it
+            continue
+        kept = keep_image(path.read_bytes())  # the loop capped it; a file changed since may not be
+        if kept.png is None:
+            outputs.append(new_output("stream", name="stderr", text=f"[{chart}: {kept.note}]\n"))
+            continue
+        outputs.append(new_output("display_data", data={"image/png": base64.b64encode(kept.png).decode("ascii")},
+                                  metadata={}))
     if cell.error:  # last, as Jupyter shows it: the error ends the cell
         outputs.append(new_output("error", ename=cell.error.get("name", "Error"),
                                   evalue=cell.error.get("message", ""),
                                   traceback=(cell.error.get("traceback") or "").splitlines()))
     return outputs
+
+
+def _markdown(text: str) -> str:
+    """The model's text for a markdown cell: Jupyter renders raw HTML and remote images in those."""
+    return render_segments(safe_markdown(text.strip()))
 
 
 def _header(transcript: Transcript) -> str:
@@ -58,7 +70,7 @@ def build_notebook(transcript: Transcript, run_dir: Path) -> NotebookNode:
         nb.cells.append(new_markdown_cell(f"## Iteration {iteration.number}"))
         for step in iteration_steps(iteration):
             if isinstance(step, str):
-                nb.cells.append(new_markdown_cell(step.strip()))
+                nb.cells.append(new_markdown_cell(_markdown(step)))
                 last_text = step.strip()
                 continue
             count += 1
@@ -66,7 +78,7 @@ def build_notebook(transcript: Transcript, run_dir: Path) -> NotebookNode:
     # The final report is usually the last turn's text, already above; do not print it twice.
     report = (transcript.final_report or "").strip()
     if report and report != last_text:
-        nb.cells.append(new_markdown_cell("## Report\n\n" + report))
+        nb.cells.append(new_markdown_cell("## Report\n\n" + _markdown(report)))
     return nb
 
 

@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # no display in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 from tasks.agent.transcript import CellRecord, IterationRecord, Transcript  # noqa: E402
+from tasks.image_safety import chart_file_name  # noqa: E402
 from tasks.models.base import ModelTurn, Usage  # noqa: E402
 
 FINAL_REPORT = """## Findings
@@ -48,8 +49,9 @@ def tool(tool_id: str, code: str) -> dict:
 
 
 def build_transcript(run_dir: Path) -> Transcript:
-    revenue = save_chart(run_dir, "charts/iter-2-1-revenue.png")
-    costs = save_chart(run_dir, "charts/iter-2-2-costs.png")
+    # named as the loop stores them (tasks/agent/loop.py)
+    revenue = save_chart(run_dir, "charts/" + chart_file_name(2, 1, "outputs/revenue.png"))
+    costs = save_chart(run_dir, "charts/" + chart_file_name(2, 2, "outputs/costs.png"))
     first = IterationRecord(number=1, turn=turn([
         {"type": "text", "text": "Let me look at the data first."},
         tool("t1", "import pandas as pd\ndf = pd.read_csv('data/sales.csv')\nprint(df.head())"),

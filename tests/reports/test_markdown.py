@@ -27,11 +27,12 @@ def test_report_md_links_charts_that_exist(transcript, run_dir):
     assert "**Status:** Completed" in md
     assert "Revenue grew 12% over the year." in md and "| Jan | 10 |" in md
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert links == ["charts/iter-2-1-revenue.png", "charts/iter-2-2-costs.png"]
+    assert links == ["charts/iteration-02-chart-1-revenue.png", "charts/iteration-02-chart-2-costs.png"]
     assert all((run_dir / link).is_file() for link in links)
     # the chart the report names is shown where it is named; only the other one is in the section
     charts_section = md.split("## Charts", 1)[1]
-    assert "iter-2-2-costs.png" in charts_section and "iter-2-1-revenue.png" not in charts_section
+    assert ("iteration-02-chart-2-costs.png" in charts_section
+            and "iteration-02-chart-1-revenue.png" not in charts_section)
     assert "| sales | 120 | 2 | passed |" in md
     assert "| costs | 10 | 3 | failed: 1 failure (on_invalid: warn) |" in md
     assert "3 iterations, 11,100 tokens" in md and "$0.0300" in md
@@ -52,7 +53,7 @@ def test_embedded_report_has_decodable_pngs(transcript, run_dir):
 
 
 def test_large_charts_are_downscaled(transcript, run_dir):
-    big = save_chart(run_dir, "charts/iter-2-3-big.png", width_in=12, dpi=300)
+    big = save_chart(run_dir, "charts/iteration-02-chart-3-big.png", width_in=12, dpi=300)
     assert Image.open(run_dir / big).width == 3600
     transcript.iterations[1].cells[0].charts.append(big)
     assert max(img.width for img in decoded_images(render_report_markdown(transcript, run_dir, embed=True))) <= 1000
@@ -62,7 +63,7 @@ def test_many_large_charts_stay_under_budget(transcript, run_dir):
     # noise does not compress: the worst case for size, unlike real charts
     noise = run_dir / "charts/noise.png"
     Image.frombytes("RGB", (1600, 1200), os.urandom(1600 * 1200 * 3)).save(noise, compress_level=1)
-    charts = [f"charts/iter-3-{n}-noise.png" for n in range(8)]
+    charts = [f"charts/iteration-03-chart-{n + 1}-noise.png" for n in range(8)]
     for chart in charts:
         shutil.copyfile(noise, run_dir / chart)
     transcript.iterations[2].cells.append(CellRecord("t9", "noise()", charts=charts))
@@ -92,4 +93,4 @@ def test_write_run_reports_writes_three_files(transcript, run_dir):
     paths = write_run_reports(transcript, run_dir)
     assert {p.name for p in paths.values()} == {"report.md", "report.html", "analysis.ipynb"}
     assert all(isinstance(p, Path) and p.stat().st_size > 0 for p in paths.values())
-    assert "](charts/iter-2-1-revenue.png)" in paths["markdown"].read_text()
+    assert "](charts/iteration-02-chart-1-revenue.png)" in paths["markdown"].read_text()
