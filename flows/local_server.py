@@ -295,8 +295,8 @@ def _wait_healthy(p: Paths, pid: int, port: int, timeout: float, *, started: boo
         if not _pid_alive(pid):
             p.state.unlink(missing_ok=True)
             p.prefect_pid.unlink(missing_ok=True)
-            raise ServerError(f"the Prefect server exited while starting; run `prefect server start --port {port}` "
-                              "to see why (with the same PREFECT_HOME and database)")
+            raise ServerError(f"the Prefect server exited while starting; to see why, run it in the foreground: "
+                              f"PREFECT_HOME={p.home} prefect server start --port {port}")
         time.sleep(0.1)
     if started:
         _stop_server(p, pid)
