@@ -175,7 +175,7 @@ with get_client(sync_client=True) as client:
 def shared_server(tmp_path_factory):
     """Two processes call ensure_server() at once on a fresh home; stopped at teardown."""
     home, port = tmp_path_factory.mktemp("shared") / "analyst", _free_port()
-    env = _env(home, port)
+    env = {**_env(home, port), "ANTHROPIC_API_KEY": "sk-ant-planted-for-the-server"}
     procs = [
         subprocess.Popen([sys.executable, "-c", ENSURE], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -222,6 +222,18 @@ def test_cli_start_and_status_when_running(at_shared):  # before the lifecycle t
     assert result.exit_code == 0 and "Already running" in result.output, result.output
     result = CliRunner().invoke(server_app, ["status"])
     assert result.exit_code == 0 and "running" in result.output and str(at_shared.port) in result.output
+
+
+@pytest.mark.slow
+def test_the_running_server_is_prefects_background_server_without_the_api_key(at_shared):
+    import psutil
+
+    st = local_server.status()
+    server = psutil.Process(st.pid)
+    assert "prefect.server.api.server:create_app" in server.cmdline()  # what `prefect server start --background` runs
+    assert (at_shared.home / "prefect" / "server.pid").read_text() == str(st.pid)
+    env = server.environ()
+    assert "ANTHROPIC_API_KEY" not in env and env["PREFECT_HOME"] == str(at_shared.home / "prefect")
 
 
 @pytest.mark.slow

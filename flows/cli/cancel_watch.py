@@ -2,10 +2,25 @@
 
 A served or worker-run flow is cancelled by its Prefect runner: it watches the server and stops the
 flow's process with SIGTERM. `analyst run` runs the flow in its own process, with no runner, so a
-cancelled run stayed "Cancelling" forever while the analysis went on to the end (seen with prefect
+cancelled run would stay "Cancelling" while the analysis went on to the end (seen with prefect
 3.9). This watcher plays the runner's part: it polls the flow run's state and, once it is
 Cancelling, sends this process SIGTERM, which Prefect turns into an exception inside the flow (its
 ``finally`` saves the transcript and tears the sandbox down); ``finish`` then marks the run Cancelled.
+
+Why not Prefect's own runner (prefect 3.9, read in the installed package):
+- ``prefect.runner.Runner`` only runs a flow run in a child process it starts itself (for a
+  deployment it serves); its in-process path, ``Runner.execute_flow_run``, is gone (only a
+  deprecation shim for ``ProcessMapEntry`` is left). `analyst run` runs the flow in this process,
+  so that its live console output, ``--json`` summary and exit code come from the flow itself.
+- The parts the runner is made of are private: ``prefect._internal.observers.FlowRunCancellingObserver``
+  (events over a websocket, polling as a fallback) needs its own event loop and is told the flow
+  run id, which the engine creates only once the flow is called; and the engine marks a run
+  Cancelled itself (and runs ``on_cancellation`` hooks) only when a supervisor has sent the
+  "cancel" intent over ``prefect.runner._control_channel.ControlChannel``, a loopback protocol
+  whose port and one-time token must be in the environment (``PREFECT__CONTROL_PORT``,
+  ``PREFECT__CONTROL_TOKEN``) and registered for the flow run id before the flow starts.
+  Wiring three private modules together would be a runner written by hand all the same, on APIs
+  that change between releases; one GET every 2 s on the public client is the smaller dependency.
 """
 
 from __future__ import annotations
