@@ -124,23 +124,64 @@ def drop_unfinished(transcript: Transcript) -> None:
                 messages.pop()
 
 
-def cells_to_rerun(transcript: Transcript) -> list[tuple[int, CellRecord]]:
-    """The recorded cells that made the sandbox's state, in order, with their iteration number.
+RESTART = None  # a rebuild step that restarts the Python session instead of running a cell
+# Code that ends the session: every sandbox notices its session died and starts a fresh one.
+_END_SESSION = "import os\nos._exit(0)"
 
-    Cells before a session restart made nothing that survived it. A cell that timed out is left out:
-    it would only time out again, and Claude was told it had been interrupted.
+
+def lost_with_its_session(cell: CellRecord) -> bool:
+    """The session was restarted because of this cell (it hung, or died while it ran): its variables
+    went with it. The sandbox then says so in the cell's error ("... was restarted") or times it out;
+    a reset without either is a session found dead before the cell ran, which the cell then filled."""
+    return cell.state_reset and (cell.timed_out or "restarted" in (cell.error or {}).get("message", ""))
+
+
+def rebuild_steps(transcript: Transcript) -> list[tuple[int, CellRecord | None]]:
+    """How to bring a fresh sandbox to the state the recorded one had: every recorded cell in order
+    (files written before a restart survived it), with the session restarted where the original
+    was (variables did not), each step with its iteration number; a ``RESTART`` step runs no cell.
+
+    Left out: a cell that timed out or took its session down (it would do so again, and Claude was
+    told what happened). A restart before anything ran, or right after another, is left out too.
     """
-    cells = [(i.number, c) for i in transcript.iterations for c in i.cells]
-    last_reset = max((k for k, (_, c) in enumerate(cells) if c.state_reset), default=-1)
-    return [(n, c) for n, c in cells[last_reset + 1:] if not c.timed_out]
+    steps: list[tuple[int, CellRecord | None]] = []
+    restart_due = ran_since_restart = False
+    for iteration in transcript.iterations:
+        for cell in iteration.cells:
+            if lost_with_its_session(cell):
+                restart_due = True
+                continue
+            if cell.state_reset:
+                restart_due = True
+            if cell.timed_out:
+                continue
+            if restart_due and ran_since_restart:
+                steps.append((iteration.number, RESTART))
+            restart_due, ran_since_restart = False, True
+            steps.append((iteration.number, cell))
+    if restart_due and ran_since_restart:
+        steps.append((transcript.iterations[-1].number, RESTART))
+    return steps
+
+
+def cells_to_rerun(transcript: Transcript) -> list[tuple[int, CellRecord]]:
+    """The recorded cells whose variables the sandbox held at the end: those since its last restart."""
+    steps = rebuild_steps(transcript)
+    last_restart = max((k for k, (_, cell) in enumerate(steps) if cell is RESTART), default=-1)
+    return [(n, cell) for n, cell in steps[last_restart + 1:] if cell is not None]
 
 
 def rebuild_sandbox(sandbox: Sandbox, transcript: Transcript, timeout: float,
                     on_cell: Callable[[int, CellRecord], None] | None = None) -> list[str]:
-    """Run the recorded cells again; their new outputs are dropped (the conversation keeps the recorded
-    ones). Returns a note for each cell whose outcome differs from the record."""
+    """Run the recorded cells again (``rebuild_steps``); their new outputs are dropped (the conversation
+    keeps the recorded ones). Returns a note for each step whose outcome differs from the record."""
     notes = []
-    for number, cell in cells_to_rerun(transcript):
+    for number, cell in rebuild_steps(transcript):
+        if cell is RESTART:
+            if not sandbox.run_code(_END_SESSION, timeout=timeout).state_reset:
+                notes.append(f"the Python session could not be restarted where it was after iteration {number}; "
+                             "variables that were gone then are still defined")
+            continue
         if on_cell is not None:
             on_cell(number, cell)
         result = sandbox.run_code(cell.code, timeout=timeout)

@@ -9,12 +9,14 @@ import pytest
 from tasks.agent.prompts import FINAL_REPORT_REQUEST
 from tasks.agent.resume import (
     EarlierRun,
+    RESTART,
     cells_to_rerun,
     check_same_conversation,
     continue_transcript,
     drop_unfinished,
     find_earlier_run,
     read_resumable,
+    rebuild_steps,
     transcript_file,
 )
 from tasks.agent.transcript import CellRecord, IterationRecord, Transcript
@@ -71,6 +73,22 @@ def test_cells_are_rerun_after_the_last_session_restart_and_without_timeouts() -
     t = transcript_with([[cell("a = 1")], [cell("loop()", timed_out=True, state_reset=True)],
                          [cell("b = 2"), cell("sleep()", timed_out=True)], [cell("c = 3")]])
     assert [(n, c.code) for n, c in cells_to_rerun(t)] == [(3, "b = 2"), (4, "c = 3")]
+
+
+def test_a_cell_run_in_a_session_restarted_before_it_keeps_its_variables() -> None:
+    died = {"name": "KernelDied", "message": "the Python session exited unexpectedly and was restarted", "traceback": ""}
+    t = transcript_with([[cell("write_file()")], [cell("crash()", error=died, state_reset=True)],
+                         [cell("a = 1", state_reset=True)], [cell("b = a")]])
+    assert [(n, c.code) for n, c in cells_to_rerun(t)] == [(3, "a = 1"), (4, "b = a")]
+
+
+def test_every_cell_is_rerun_for_its_files_with_the_session_restarted_where_it_was() -> None:
+    died = {"name": "KernelDied", "message": "the Python session exited unexpectedly and was restarted", "traceback": ""}
+    t = transcript_with([[cell("fresh = 1", state_reset=True)], [cell("write_file()")],
+                         [cell("crash()", error=died, state_reset=True)], [cell("hang()", timed_out=True, state_reset=True)],
+                         [cell("a = 1", state_reset=True)], [cell("b = a")], [cell("crash()", error=died, state_reset=True)]])
+    assert [(n, c if c is RESTART else c.code) for n, c in rebuild_steps(t)] == [
+        (1, "fresh = 1"), (2, "write_file()"), (5, RESTART), (5, "a = 1"), (6, "b = a"), (7, RESTART)]
 
 
 def test_continuing_keeps_the_run_key_and_records_where_it_came_from(tmp_path: Path) -> None:
