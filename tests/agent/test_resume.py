@@ -75,18 +75,22 @@ def test_cells_are_rerun_after_the_last_session_restart_and_without_timeouts() -
     assert [(n, c.code) for n, c in cells_to_rerun(t)] == [(3, "b = 2"), (4, "c = 3")]
 
 
+DIED = {"name": "KernelDied", "message": "the Python session exited unexpectedly and was restarted", "traceback": ""}
+
+
 def test_a_cell_run_in_a_session_restarted_before_it_keeps_its_variables() -> None:
-    died = {"name": "KernelDied", "message": "the Python session exited unexpectedly and was restarted", "traceback": ""}
+    died = DIED
     t = transcript_with([[cell("write_file()")], [cell("crash()", error=died, state_reset=True)],
                          [cell("a = 1", state_reset=True)], [cell("b = a")]])
     assert [(n, c.code) for n, c in cells_to_rerun(t)] == [(3, "a = 1"), (4, "b = a")]
 
 
 def test_every_cell_is_rerun_for_its_files_with_the_session_restarted_where_it_was() -> None:
-    died = {"name": "KernelDied", "message": "the Python session exited unexpectedly and was restarted", "traceback": ""}
+    died = DIED
     t = transcript_with([[cell("fresh = 1", state_reset=True)], [cell("write_file()")],
-                         [cell("crash()", error=died, state_reset=True)], [cell("hang()", timed_out=True, state_reset=True)],
-                         [cell("a = 1", state_reset=True)], [cell("b = a")], [cell("crash()", error=died, state_reset=True)]])
+                         [cell("crash()", error=died, state_reset=True)],
+                         [cell("hang()", timed_out=True, state_reset=True)], [cell("a = 1", state_reset=True)],
+                         [cell("b = a")], [cell("crash()", error=died, state_reset=True)]])
     assert [(n, c if c is RESTART else c.code) for n, c in rebuild_steps(t)] == [
         (1, "fresh = 1"), (2, "write_file()"), (5, RESTART), (5, "a = 1"), (6, "b = a"), (7, RESTART)]
 
