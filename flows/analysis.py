@@ -18,7 +18,7 @@ from prefect.runtime import flow_run
 
 from tasks.agent import events
 from tasks.agent.loop import AnalysisLoop, LoopLimits
-from tasks.agent.resume import find_earlier_run, resume_transcript
+from tasks.agent.resume import check_same_data, find_earlier_run, resume_transcript
 from tasks.agent.start import start_transcript
 from tasks.agent.transcript import TRANSCRIPT_FILE, Transcript
 from tasks.collect import collect_artifacts
@@ -76,7 +76,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     try:
         slot.acquire()
         sandbox = provision_sandbox(loaded, labels={"analysis": cfg.name, "flow-run": transcript.flow_run_id})
-        upload_datasets(sandbox, loaded)
+        check_same_data(transcript, upload_datasets(sandbox, loaded), earlier.file if earlier else None)
         if earlier:
             rebuild_sandbox(sandbox, transcript, limits.code_timeout)
         loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits, on_event=_emit_and_log)

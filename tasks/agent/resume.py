@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.agent import fingerprint
 from tasks.agent.prompts import FINAL_REPORT_REQUEST
 from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, Transcript
 from tasks.errors import ConfigError, Problem
@@ -83,13 +84,37 @@ _CONVERSATION = {"prompt": "the prompt", "system": "the data or the sandbox sett
                  "tools": "the tools"}
 
 
+_UNDO = "undo the change to resume, or start a new run without --resume"
+
+
 def check_same_conversation(earlier: Transcript, fresh: Transcript, file: Path) -> None:
-    """Resuming makes sense only if Claude would be told the same: same prompt, data and tools."""
+    """Resuming makes sense only if Claude would be told the same (prompt, data summary, tools) and
+    the code would run as it did (sandbox settings; the data's bytes are checked at upload)."""
     changed = [key for key in _CONVERSATION if getattr(earlier, key) != getattr(fresh, key)]
-    if changed:
-        raise ConfigError([Problem(str(file), key, (
-            f"{_CONVERSATION[key]} changed since this run, so its code and outputs no longer fit: undo the "
-            "change to resume, or start a new run without --resume")) for key in changed])
+    problems = [Problem(str(file), key, (
+        f"{_CONVERSATION[key]} changed since this run, so its code and outputs no longer fit: {_UNDO}"))
+        for key in changed]
+    recorded = earlier.fingerprint.get("sandbox")
+    if recorded is not None:  # a transcript written before settings were recorded cannot be checked
+        now = fresh.fingerprint.get("sandbox", {})
+        problems += [Problem(str(file), f"sandbox.{key}", (
+            f"changed since this run ({recorded.get(key)!r}, now {now.get(key)!r}), so its code would not run as "
+            f"it did: {_UNDO}")) for key in fingerprint.changed(recorded, now)]
+    if problems:
+        raise ConfigError(problems)
+
+
+def check_same_data(transcript: Transcript, digests: dict[str, str], file: Path | None) -> None:
+    """Record the uploaded data's digests; if ``transcript`` continues the run at ``file``, first
+    refuse data that differs from what that run analysed."""
+    recorded = transcript.fingerprint.get("datasets")
+    if file is not None and recorded is not None:
+        changed = fingerprint.changed(recorded, digests)
+        if changed:
+            raise ConfigError([Problem(str(file), f"datasets.{name}", (
+                f"the data changed since this run (its content hash differs), so its code and outputs no longer "
+                f"fit: {_UNDO}")) for name in changed])
+    transcript.fingerprint["datasets"] = digests
 
 
 def continue_transcript(earlier: Transcript, *, flow_run_id: str, source: Path, retry: bool) -> Transcript:

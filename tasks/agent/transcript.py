@@ -79,6 +79,9 @@ class Transcript:
     messages: list[dict[str, Any]] = field(default_factory=list)  # the conversation, as sent to the model
     iterations: list[IterationRecord] = field(default_factory=list)
     datasets: list[dict[str, Any]] = field(default_factory=list)  # validation summaries
+    # What the results depend on besides the conversation (tasks/agent/fingerprint.py): "sandbox"
+    # settings and "datasets" content hashes by name; a resume with other values is refused.
+    fingerprint: dict[str, Any] = field(default_factory=dict)
     final_report: str | None = None
     # running | completed | max_iterations | budget_exceeded | refused | failed
     status: str = "running"

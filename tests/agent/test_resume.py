@@ -10,6 +10,7 @@ from tasks.agent.prompts import FINAL_REPORT_REQUEST
 from tasks.agent.resume import (
     EarlierRun,
     RESTART,
+    check_same_data,
     cells_to_rerun,
     check_same_conversation,
     continue_transcript,
@@ -19,7 +20,9 @@ from tasks.agent.resume import (
     rebuild_steps,
     transcript_file,
 )
+from tasks.agent.fingerprint import sandbox_settings
 from tasks.agent.transcript import CellRecord, IterationRecord, Transcript
+from tasks.config.schema import SandboxConfig
 from tasks.errors import ConfigError
 from tasks.models.base import ModelTurn
 
@@ -161,3 +164,23 @@ def test_a_retry_of_a_resumed_run_goes_on_from_its_own_attempt(tmp_path: Path) -
         EarlierRun(tmp_path / "20261126-100000-22222222" / "transcript.json", retry=True)
     assert find_earlier_run(tmp_path, "33333333-cccc", tmp_path / "20261126-090000-11111111") == \
         EarlierRun(tmp_path / "20261126-090000-11111111" / "transcript.json", retry=False)
+
+
+def test_resume_refuses_other_sandbox_settings_and_other_data_naming_each(tmp_path: Path) -> None:
+    earlier, fresh = transcript_with([[cell("a = 1")]]), transcript_with([])
+    earlier.fingerprint = {"sandbox": sandbox_settings(SandboxConfig(memory="4GiB", cpus=1)),
+                           "datasets": {"sales": "sha256:aa"}}
+    fresh.fingerprint = {"sandbox": sandbox_settings(SandboxConfig(memory="4096MiB", cpus=1))}
+    check_same_conversation(earlier, fresh, tmp_path / "t.json")  # the same size, written otherwise
+    fresh.fingerprint = {"sandbox": sandbox_settings(SandboxConfig(memory="1GiB", cpus=2))}
+    with pytest.raises(ConfigError) as caught:
+        check_same_conversation(earlier, fresh, tmp_path / "t.json")
+    assert [p.key for p in caught.value.problems] == ["sandbox.cpus", "sandbox.memory"]
+    assert "(4294967296, now 1073741824)" in caught.value.problems[1].message
+
+    check_same_data(earlier, {"sales": "sha256:aa"}, tmp_path / "t.json")
+    with pytest.raises(ConfigError) as caught:
+        check_same_data(earlier, {"sales": "sha256:bb"}, tmp_path / "t.json")
+    assert [p.key for p in caught.value.problems] == ["datasets.sales"]
+    check_same_data(fresh, {"sales": "sha256:bb"}, None)  # a new run records its data
+    assert fresh.fingerprint["datasets"] == {"sales": "sha256:bb"}
