@@ -18,7 +18,7 @@ from prefect.runtime import flow_run
 
 from tasks.agent import events
 from tasks.agent.loop import AnalysisLoop, LoopLimits
-from tasks.agent.resume import check_same_data, find_earlier_run, resume_transcript
+from tasks.agent.resume import RESUMABLE, check_same_data, find_earlier_run, resume_transcript
 from tasks.agent.start import start_transcript
 from tasks.agent.transcript import TRANSCRIPT_FILE, Transcript
 from tasks.collect import collect_artifacts
@@ -73,7 +73,11 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     sandbox = None
     publisher = ArtifactPublisher()
     slot = SandboxSlot(transcript.flow_run_id)  # the global cap on live sandboxes, if one is set
+    failed = False
     try:
+        if transcript.status not in RESUMABLE:  # a retry of an attempt that ended: only its clean-up failed
+            logger.info("This run already ended (%s): cleaning up only", transcript.status)
+            return summarize(transcript, run_dir)
         slot.acquire()
         sandbox = provision_sandbox(loaded, labels={"analysis": cfg.name, "flow-run": transcript.flow_run_id})
         check_same_data(transcript, upload_datasets(sandbox, loaded), earlier.file if earlier else None)
@@ -93,6 +97,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
             write_final_report(loop)
         publisher.submit(update_progress, progress, 100)
     except BaseException as exc:
+        failed = True
         transcript.fail(_why_stopped(exc))
         raise
     finally:
@@ -108,8 +113,8 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         cleanup.attempt("publish the remaining artifacts", publisher.close)
         _collect(transcript, run_dir)
         cleanup.reraise_interruption()
-    if unsaved is not None:
-        raise TranscriptNotSaved(transcript.stop_detail)
+        if unsaved is not None and not failed:
+            raise TranscriptNotSaved(transcript.stop_detail)
     return summarize(transcript, run_dir) | ({"replayed": replay} if replay else {})
 
 

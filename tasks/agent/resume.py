@@ -62,8 +62,9 @@ def transcript_file(path: Path) -> Path:
     return file
 
 
-def read_resumable(file: Path, analysis: str) -> Transcript:
-    """The transcript at ``file``, if it is an unfinished run of ``analysis``."""
+def read_resumable(file: Path, analysis: str, *, ended_ok: bool = False) -> Transcript:
+    """The transcript at ``file``, if it is an unfinished run of ``analysis`` (or an ended one, if
+    ``ended_ok``)."""
     try:
         earlier = Transcript.load(file)
     except (ValueError, KeyError, TypeError) as exc:
@@ -73,7 +74,7 @@ def read_resumable(file: Path, analysis: str) -> Transcript:
         raise ConfigError([Problem(str(file), "analysis", (
             f"this is a run of '{earlier.analysis}', not of '{analysis}': resume it with the config of "
             f"'{earlier.analysis}', or pass a run folder under outputs/{analysis}/"))])
-    if earlier.status not in RESUMABLE:
+    if earlier.status not in RESUMABLE and not ended_ok:
         raise ConfigError([Problem(str(file), "status", (
             f"this run already ended ({earlier.status}), so there is nothing to resume; start a new run "
             "without --resume"))])
@@ -227,8 +228,13 @@ def copy_charts(source_dir: Path, run_dir: Path) -> None:
 
 
 def resume_transcript(earlier: EarlierRun, fresh: Transcript, run_dir: Path) -> Transcript:
-    """The transcript this run goes on with, checked against the one it would start with (``fresh``)."""
-    transcript = read_resumable(earlier.file, fresh.analysis)
+    """The transcript this run goes on with, checked against the one it would start with (``fresh``).
+
+    A retry of an attempt whose transcript had ended gets it back as it is: that attempt failed only
+    in its clean-up (closing a client, releasing its slot), and there is nothing left to do but that."""
+    transcript = read_resumable(earlier.file, fresh.analysis, ended_ok=earlier.retry)
+    if transcript.status not in RESUMABLE:
+        return transcript
     check_same_conversation(transcript, fresh, earlier.file)
     copy_charts(earlier.file.parent, run_dir)
     return continue_transcript(transcript, flow_run_id=fresh.flow_run_id or "", source=earlier.file,

@@ -79,8 +79,8 @@ def test_artifacts_still_queued_at_shutdown_are_counted_and_logged(publisher_log
         publisher.submit(server_back.wait)
 
     assert publisher.close(timeout=0.2) == 3
-    assert publisher_log.lines == ["3 Prefect artifact(s) were still unpublished after 0.2 s (is the Prefect server "
-                                   "slow or unreachable?): they are left out; the run's files hold everything they show"]
+    [line] = publisher_log.lines
+    assert line.startswith("3 Prefect artifact(s) were still unpublished after 0.2 s (is the Prefect server slow")
     server_back.set()
 
 
