@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tasks.agent import fingerprint
 from tasks.agent.prompts import FINAL_REPORT_REQUEST
-from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, Transcript
+from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, InvalidTranscript, Transcript
 from tasks.errors import ConfigError, Problem
 from tasks.sandbox.base import Sandbox
 
@@ -46,7 +46,7 @@ def find_earlier_run(run_root: Path, flow_run_id: str, resume: str | Path | None
             try:
                 if file.is_file() and Transcript.load(file).flow_run_id == flow_run_id:
                     return EarlierRun(file, retry=True)
-            except (ValueError, KeyError, TypeError):
+            except InvalidTranscript:
                 continue  # not ours, or unreadable
     if resume is not None:
         return EarlierRun(transcript_file(Path(resume)), retry=False)
@@ -67,7 +67,7 @@ def read_resumable(file: Path, analysis: str, *, ended_ok: bool = False) -> Tran
     ``ended_ok``)."""
     try:
         earlier = Transcript.load(file)
-    except (ValueError, KeyError, TypeError) as exc:
+    except InvalidTranscript as exc:
         raise ConfigError([Problem(str(file), "", f"not a transcript written by a run ({exc}); {_RUN_FOLDER_HINT}")]) \
             from None
     if earlier.analysis != analysis:
