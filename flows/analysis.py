@@ -7,6 +7,7 @@ torn down whatever happens: success, failure, exception, timeout or cancellation
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from prefect.runtime import flow_run
 
 from tasks.agent import events
 from tasks.agent.loop import AnalysisLoop, LoopLimits
-from tasks.agent.resume import find_earlier_run, resume_transcript
+from tasks.agent.resume import RESUMABLE, check_same_data, find_earlier_run, resume_transcript
 from tasks.agent.start import start_transcript
 from tasks.agent.transcript import TRANSCRIPT_FILE, Transcript
 from tasks.collect import collect_artifacts
@@ -72,10 +73,14 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     sandbox = None
     publisher = ArtifactPublisher()
     slot = SandboxSlot(transcript.flow_run_id)  # the global cap on live sandboxes, if one is set
+    failed = False
     try:
+        if transcript.status not in RESUMABLE:  # a retry of an attempt that ended: only its clean-up failed
+            logger.info("This run already ended (%s): cleaning up only", transcript.status)
+            return summarize(transcript, run_dir)
         slot.acquire()
         sandbox = provision_sandbox(loaded, labels={"analysis": cfg.name, "flow-run": transcript.flow_run_id})
-        upload_datasets(sandbox, loaded)
+        check_same_data(transcript, upload_datasets(sandbox, loaded), earlier.file if earlier else None)
         if earlier:
             rebuild_sandbox(sandbox, transcript, limits.code_timeout)
         loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits, on_event=_emit_and_log)
@@ -92,16 +97,53 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
             write_final_report(loop)
         publisher.submit(update_progress, progress, 100)
     except BaseException as exc:
+        failed = True
         transcript.fail(_why_stopped(exc))
         raise
     finally:
-        transcript.save(run_dir / TRANSCRIPT_FILE)
+        cleanup = _Cleanup()
+        unsaved = cleanup.attempt("save the transcript", lambda: transcript.save(run_dir / TRANSCRIPT_FILE))
+        if unsaved is not None:  # the reports must not call a run complete that left no record
+            detail = f"could not save {run_dir / TRANSCRIPT_FILE} ({type(unsaved).__name__}: {unsaved})"
+            transcript.finish("failed", f"{transcript.stop_detail}; {detail}" if transcript.status == "failed"
+                              else detail)
         _teardown(sandbox)
-        slot.release()
-        provider.close()
-        publisher.close()
+        cleanup.attempt("release the sandbox slot", slot.release)
+        cleanup.attempt("close the model provider", provider.close)
+        cleanup.attempt("publish the remaining artifacts", publisher.close)
         _collect(transcript, run_dir)
+        cleanup.reraise_interruption()
+        if unsaved is not None and not failed:
+            raise TranscriptNotSaved(transcript.stop_detail)
     return summarize(transcript, run_dir) | ({"replayed": replay} if replay else {})
+
+
+class TranscriptNotSaved(RuntimeError):
+    """The run ended but its record could not be written (a full disk, a folder made read-only)."""
+
+
+class _Cleanup:
+    """Clean-up steps that each run whatever the others do. A failed step is logged, not raised: it
+    must not replace the run's own outcome, nor fail a run whose transcript says it completed (a retry
+    of it would find nothing to resume). A cancellation that lands mid clean-up is raised at its end."""
+
+    def __init__(self) -> None:
+        self.interruption: BaseException | None = None
+
+    def attempt(self, what: str, step: Callable[[], object]) -> BaseException | None:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - see the class docstring
+            get_run_logger().exception("Could not %s", what)
+            return exc
+        except BaseException as exc:  # noqa: BLE001 - cancelled mid clean-up: finish it first
+            self.interruption = self.interruption or exc
+            return exc
+        return None
+
+    def reraise_interruption(self) -> None:
+        if self.interruption is not None:
+            raise self.interruption
 
 
 def summarize(transcript: Transcript, run_dir: Path) -> dict[str, Any]:

@@ -49,12 +49,15 @@ def write_final_report(loop: AnalysisLoop) -> ModelTurn:
 def rebuild_sandbox(sandbox: Sandbox, transcript: Transcript, timeout: float) -> int:
     """Run the cells of the iterations a resumed run keeps; returns how many ran."""
     logger = get_run_logger()
-    cells = resume.cells_to_rerun(transcript)
-    logger.info("Resuming after iteration %d: running its %d recorded code cell(s) again",
-                len(transcript.iterations), len(cells))
+    steps = resume.rebuild_steps(transcript)
+    cells = sum(1 for _, cell in steps if cell is not resume.RESTART)
+    restarts = len(steps) - cells
+    logger.info("Resuming after iteration %d: running its %d recorded code cell(s) again%s",
+                len(transcript.iterations), cells,
+                f", restarting the Python session {restarts} time(s) where it was restarted" if restarts else "")
     for note in resume.rebuild_sandbox(sandbox, transcript, timeout):
         logger.warning("Rebuilding the sandbox: %s", note)
-    return len(cells)
+    return cells
 
 
 # --- the model-turn cache -------------------------------------------------------------------------

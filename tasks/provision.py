@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
+from tasks.agent.fingerprint import file_sha256
 from tasks.config import LoadedConfig
 from tasks.datasets import dataset_file
 from tasks.errors import SandboxError
@@ -37,13 +38,16 @@ def provision_sandbox(loaded: LoadedConfig, labels: dict[str, str]) -> Sandbox:
 
 
 @task(name="upload-datasets", retries=1, retry_delay_seconds=[2], cache_policy=NONE)
-def upload_datasets(sandbox: Sandbox, loaded: LoadedConfig) -> list[str]:
-    uploaded = []
+def upload_datasets(sandbox: Sandbox, loaded: LoadedConfig) -> dict[str, str]:
+    """Upload every dataset; returns each one's content hash by name (read while the upload has the
+    file in the page cache), which a resumed run compares with the run it continues."""
+    uploaded, digests = [], {}
     for dataset in loaded.config.datasets:
         with dataset_file(dataset, loaded.base_dir) as local_path:
             uploaded.append(sandbox.upload(local_path, dataset.sandbox_filename))
+            digests[dataset.name] = file_sha256(local_path)
     get_run_logger().info("Uploaded %s", ", ".join(uploaded))
-    return uploaded
+    return digests
 
 
 @task(name="teardown-sandbox", retries=2, retry_delay_seconds=[1, 5], cache_policy=NONE)

@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.agent import fingerprint
 from tasks.agent.prompts import FINAL_REPORT_REQUEST
-from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, Transcript
+from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, InvalidTranscript, Transcript
 from tasks.errors import ConfigError, Problem
 from tasks.sandbox.base import Sandbox
 
@@ -45,7 +46,7 @@ def find_earlier_run(run_root: Path, flow_run_id: str, resume: str | Path | None
             try:
                 if file.is_file() and Transcript.load(file).flow_run_id == flow_run_id:
                     return EarlierRun(file, retry=True)
-            except (ValueError, KeyError, TypeError):
+            except InvalidTranscript:
                 continue  # not ours, or unreadable
     if resume is not None:
         return EarlierRun(transcript_file(Path(resume)), retry=False)
@@ -61,18 +62,19 @@ def transcript_file(path: Path) -> Path:
     return file
 
 
-def read_resumable(file: Path, analysis: str) -> Transcript:
-    """The transcript at ``file``, if it is an unfinished run of ``analysis``."""
+def read_resumable(file: Path, analysis: str, *, ended_ok: bool = False) -> Transcript:
+    """The transcript at ``file``, if it is an unfinished run of ``analysis`` (or an ended one, if
+    ``ended_ok``)."""
     try:
         earlier = Transcript.load(file)
-    except (ValueError, KeyError, TypeError) as exc:
+    except InvalidTranscript as exc:
         raise ConfigError([Problem(str(file), "", f"not a transcript written by a run ({exc}); {_RUN_FOLDER_HINT}")]) \
             from None
     if earlier.analysis != analysis:
         raise ConfigError([Problem(str(file), "analysis", (
             f"this is a run of '{earlier.analysis}', not of '{analysis}': resume it with the config of "
             f"'{earlier.analysis}', or pass a run folder under outputs/{analysis}/"))])
-    if earlier.status not in RESUMABLE:
+    if earlier.status not in RESUMABLE and not ended_ok:
         raise ConfigError([Problem(str(file), "status", (
             f"this run already ended ({earlier.status}), so there is nothing to resume; start a new run "
             "without --resume"))])
@@ -83,13 +85,37 @@ _CONVERSATION = {"prompt": "the prompt", "system": "the data or the sandbox sett
                  "tools": "the tools"}
 
 
+_UNDO = "undo the change to resume, or start a new run without --resume"
+
+
 def check_same_conversation(earlier: Transcript, fresh: Transcript, file: Path) -> None:
-    """Resuming makes sense only if Claude would be told the same: same prompt, data and tools."""
+    """Resuming makes sense only if Claude would be told the same (prompt, data summary, tools) and
+    the code would run as it did (sandbox settings; the data's bytes are checked at upload)."""
     changed = [key for key in _CONVERSATION if getattr(earlier, key) != getattr(fresh, key)]
-    if changed:
-        raise ConfigError([Problem(str(file), key, (
-            f"{_CONVERSATION[key]} changed since this run, so its code and outputs no longer fit: undo the "
-            "change to resume, or start a new run without --resume")) for key in changed])
+    problems = [Problem(str(file), key, (
+        f"{_CONVERSATION[key]} changed since this run, so its code and outputs no longer fit: {_UNDO}"))
+        for key in changed]
+    recorded = earlier.fingerprint.get("sandbox")
+    if recorded is not None:  # a transcript written before settings were recorded cannot be checked
+        now = fresh.fingerprint.get("sandbox", {})
+        problems += [Problem(str(file), f"sandbox.{key}", (
+            f"changed since this run ({recorded.get(key)!r}, now {now.get(key)!r}), so its code would not run as "
+            f"it did: {_UNDO}")) for key in fingerprint.changed(recorded, now)]
+    if problems:
+        raise ConfigError(problems)
+
+
+def check_same_data(transcript: Transcript, digests: dict[str, str], file: Path | None) -> None:
+    """Record the uploaded data's digests; if ``transcript`` continues the run at ``file``, first
+    refuse data that differs from what that run analysed."""
+    recorded = transcript.fingerprint.get("datasets")
+    if file is not None and recorded is not None:
+        changed = fingerprint.changed(recorded, digests)
+        if changed:
+            raise ConfigError([Problem(str(file), f"datasets.{name}", (
+                f"the data changed since this run (its content hash differs), so its code and outputs no longer "
+                f"fit: {_UNDO}")) for name in changed])
+    transcript.fingerprint["datasets"] = digests
 
 
 def continue_transcript(earlier: Transcript, *, flow_run_id: str, source: Path, retry: bool) -> Transcript:
@@ -124,23 +150,64 @@ def drop_unfinished(transcript: Transcript) -> None:
                 messages.pop()
 
 
-def cells_to_rerun(transcript: Transcript) -> list[tuple[int, CellRecord]]:
-    """The recorded cells that made the sandbox's state, in order, with their iteration number.
+RESTART = None  # a rebuild step that restarts the Python session instead of running a cell
+# Code that ends the session: every sandbox notices its session died and starts a fresh one.
+_END_SESSION = "import os\nos._exit(0)"
 
-    Cells before a session restart made nothing that survived it. A cell that timed out is left out:
-    it would only time out again, and Claude was told it had been interrupted.
+
+def lost_with_its_session(cell: CellRecord) -> bool:
+    """The session was restarted because of this cell (it hung, or died while it ran): its variables
+    went with it. The sandbox then says so in the cell's error ("... was restarted") or times it out;
+    a reset without either is a session found dead before the cell ran, which the cell then filled."""
+    return cell.state_reset and (cell.timed_out or "restarted" in (cell.error or {}).get("message", ""))
+
+
+def rebuild_steps(transcript: Transcript) -> list[tuple[int, CellRecord | None]]:
+    """How to bring a fresh sandbox to the state the recorded one had: every recorded cell in order
+    (files written before a restart survived it), with the session restarted where the original
+    was (variables did not), each step with its iteration number; a ``RESTART`` step runs no cell.
+
+    Left out: a cell that timed out or took its session down (it would do so again, and Claude was
+    told what happened). A restart before anything ran, or right after another, is left out too.
     """
-    cells = [(i.number, c) for i in transcript.iterations for c in i.cells]
-    last_reset = max((k for k, (_, c) in enumerate(cells) if c.state_reset), default=-1)
-    return [(n, c) for n, c in cells[last_reset + 1:] if not c.timed_out]
+    steps: list[tuple[int, CellRecord | None]] = []
+    restart_due = ran_since_restart = False
+    for iteration in transcript.iterations:
+        for cell in iteration.cells:
+            if lost_with_its_session(cell):
+                restart_due = True
+                continue
+            if cell.state_reset:
+                restart_due = True
+            if cell.timed_out:
+                continue
+            if restart_due and ran_since_restart:
+                steps.append((iteration.number, RESTART))
+            restart_due, ran_since_restart = False, True
+            steps.append((iteration.number, cell))
+    if restart_due and ran_since_restart:
+        steps.append((transcript.iterations[-1].number, RESTART))
+    return steps
+
+
+def cells_to_rerun(transcript: Transcript) -> list[tuple[int, CellRecord]]:
+    """The recorded cells whose variables the sandbox held at the end: those since its last restart."""
+    steps = rebuild_steps(transcript)
+    last_restart = max((k for k, (_, cell) in enumerate(steps) if cell is RESTART), default=-1)
+    return [(n, cell) for n, cell in steps[last_restart + 1:] if cell is not None]
 
 
 def rebuild_sandbox(sandbox: Sandbox, transcript: Transcript, timeout: float,
                     on_cell: Callable[[int, CellRecord], None] | None = None) -> list[str]:
-    """Run the recorded cells again; their new outputs are dropped (the conversation keeps the recorded
-    ones). Returns a note for each cell whose outcome differs from the record."""
+    """Run the recorded cells again (``rebuild_steps``); their new outputs are dropped (the conversation
+    keeps the recorded ones). Returns a note for each step whose outcome differs from the record."""
     notes = []
-    for number, cell in cells_to_rerun(transcript):
+    for number, cell in rebuild_steps(transcript):
+        if cell is RESTART:
+            if not sandbox.run_code(_END_SESSION, timeout=timeout).state_reset:
+                notes.append(f"the Python session could not be restarted where it was after iteration {number}; "
+                             "variables that were gone then are still defined")
+            continue
         if on_cell is not None:
             on_cell(number, cell)
         result = sandbox.run_code(cell.code, timeout=timeout)
@@ -161,8 +228,13 @@ def copy_charts(source_dir: Path, run_dir: Path) -> None:
 
 
 def resume_transcript(earlier: EarlierRun, fresh: Transcript, run_dir: Path) -> Transcript:
-    """The transcript this run goes on with, checked against the one it would start with (``fresh``)."""
-    transcript = read_resumable(earlier.file, fresh.analysis)
+    """The transcript this run goes on with, checked against the one it would start with (``fresh``).
+
+    A retry of an attempt whose transcript had ended gets it back as it is: that attempt failed only
+    in its clean-up (closing a client, releasing its slot), and there is nothing left to do but that."""
+    transcript = read_resumable(earlier.file, fresh.analysis, ended_ok=earlier.retry)
+    if transcript.status not in RESUMABLE:
+        return transcript
     check_same_conversation(transcript, fresh, earlier.file)
     copy_charts(earlier.file.parent, run_dir)
     return continue_transcript(transcript, flow_run_id=fresh.flow_run_id or "", source=earlier.file,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tasks.agent.fingerprint import sandbox_settings
 from tasks.agent.prompts import build_system_prompt, dataset_prompt_summary
 from tasks.agent.transcript import Transcript
 from tasks.config import AnalysisConfig
@@ -26,5 +27,6 @@ def start_transcript(config: AnalysisConfig, reports: Sequence[DatasetReport], p
         prompt=config.prompt,
         tools=[run_python_tool()],
         datasets=[r.to_dict() for r in reports],
+        fingerprint={"sandbox": sandbox_settings(config.sandbox)},
         flow_run_id=flow_run_id,
     )

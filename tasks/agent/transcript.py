@@ -3,6 +3,10 @@
 It is the record a failed run leaves behind, what the reports are rendered from, and what the
 ``replay`` provider reads back. Charts live as PNG files beside it (``charts/``), referenced by
 relative path, so the JSON stays small and readable.
+
+A transcript read back may come from anywhere (``--replay`` takes any file), so its stored shape is
+declared here as pydantic dataclasses: loading is validation, and a file that does not fit fails
+with one line naming the place inside it (``iterations[3].cells[0].code: expected a string``).
 """
 
 from __future__ import annotations
@@ -10,15 +14,43 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+from typing_extensions import TypedDict
+
+from tasks.errors import AnalystError
 from tasks.models.base import ModelTurn, Usage
 
 TRANSCRIPT_VERSION = 1
 TRANSCRIPT_FILE = "transcript.json"
+# Larger than any run writes (each code output is capped by sandbox.max_output_chars): a bigger file
+# is not a transcript, and reading it would cost memory and fill the Prefect database with its turns.
+MAX_TRANSCRIPT_BYTES = 20 * 1024**2
+# Keys written for readers (usage and cost totals) and keys of other versions are not read back.
+_STORED = ConfigDict(extra="ignore")
+
+
+class InvalidTranscript(AnalystError, ValueError):
+    """A file that is not a transcript a run wrote; the message is one line, without the file's name
+    (``file`` has it), since callers name the file in their own words."""
+
+    def __init__(self, file: Path, message: str):
+        self.file = file
+        super().__init__(message)
+
+
+class Message(TypedDict):
+    """One message of the conversation, in the Anthropic Messages format (kept whole: it is what the
+    model was sent, and what the turn cache's keys are made of)."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+    role: Literal["user", "assistant"]
+    content: str | list[dict[str, Any]]
 
 
 _UMASK = os.umask(0)
@@ -29,7 +61,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-@dataclass
+@dataclass(config=_STORED)
 class CellRecord:
     """One ``run_python_code`` call and what the sandbox returned."""
 
@@ -49,7 +81,7 @@ class CellRecord:
         return "timeout" if self.timed_out else ("error" if self.error else "ok")
 
 
-@dataclass
+@dataclass(config=_STORED)
 class IterationRecord:
     number: int
     turn: ModelTurn
@@ -58,17 +90,14 @@ class IterationRecord:
     finished_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"number": self.number, "turn": self.turn.to_dict(), "cells": [asdict(c) for c in self.cells],
-                "started_at": self.started_at, "finished_at": self.finished_at}
+        return _ITERATION.dump_python(self, mode="json")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IterationRecord:
-        return cls(number=data["number"], turn=ModelTurn.from_dict(data["turn"]),
-                   cells=[CellRecord(**c) for c in data.get("cells", [])],
-                   started_at=data.get("started_at", ""), finished_at=data.get("finished_at"))
+    def from_dict(cls, data: Any) -> IterationRecord:
+        return _ITERATION.validate_python(data)
 
 
-@dataclass
+@dataclass(config=_STORED)
 class Transcript:
     analysis: str
     model: str
@@ -76,9 +105,12 @@ class Transcript:
     system: str
     prompt: str
     tools: list[dict[str, Any]] = field(default_factory=list)
-    messages: list[dict[str, Any]] = field(default_factory=list)  # the conversation, as sent to the model
+    messages: list[Message] = field(default_factory=list)  # the conversation, as sent to the model
     iterations: list[IterationRecord] = field(default_factory=list)
     datasets: list[dict[str, Any]] = field(default_factory=list)  # validation summaries
+    # What the results depend on besides the conversation (tasks/agent/fingerprint.py): "sandbox"
+    # settings and "datasets" content hashes by name; a resume with other values is refused.
+    fingerprint: dict[str, Any] = field(default_factory=dict)
     final_report: str | None = None
     # running | completed | max_iterations | budget_exceeded | refused | failed
     status: str = "running"
@@ -120,26 +152,69 @@ class Transcript:
             self.finish("failed", detail)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "iterations"}
-        data["iterations"] = [i.to_dict() for i in self.iterations]
+        data = _TRANSCRIPT.dump_python(self, mode="json")
         data["usage"] = self.usage.to_dict()
         data["cost_usd"] = self.cost_usd
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Transcript:
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "iterations"}
-        return cls(**fields, iterations=[IterationRecord.from_dict(i) for i in data.get("iterations", [])])
+    def from_dict(cls, data: Any) -> Transcript:
+        return _TRANSCRIPT.validate_python(data)
 
     def save(self, path: Path) -> None:
         """Write atomically: a crash mid-write must not destroy the previous iteration's record."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".transcript-", suffix=".json")
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it 0600; a transcript is as readable as the report
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(self.to_dict(), handle, indent=1, ensure_ascii=False)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(self.to_dict(), handle, indent=1, ensure_ascii=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)  # a full disk must not also keep a partial copy
+            raise
 
     @classmethod
     def load(cls, path: Path) -> Transcript:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read and validate; ``InvalidTranscript`` (one line) if the file is not a transcript, too
+        large (``MAX_TRANSCRIPT_BYTES``) or nested too deep to parse. ``FileNotFoundError`` as usual."""
+        path = Path(path)
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_TRANSCRIPT_BYTES + 1)
+        if len(raw) > MAX_TRANSCRIPT_BYTES:
+            raise InvalidTranscript(path, f"larger than {MAX_TRANSCRIPT_BYTES // 1024**2} MiB, more than any run "
+                                          "writes: not a transcript")
+        try:
+            data = json.loads(raw)
+        except RecursionError:
+            raise InvalidTranscript(path, "nested too deeply to be a transcript") from None
+        except UnicodeDecodeError as exc:
+            raise InvalidTranscript(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except json.JSONDecodeError as exc:
+            raise InvalidTranscript(path, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") \
+                from None
+        try:
+            return cls.from_dict(data)
+        except ValidationError as exc:
+            raise InvalidTranscript(path, _first_problem(exc)) from None
+        except RecursionError:
+            raise InvalidTranscript(path, "nested too deeply to be a transcript") from None
+
+
+_ITERATION = TypeAdapter(IterationRecord)
+_TRANSCRIPT = TypeAdapter(Transcript)
+_EXPECTED = {"dict_type": "expected a mapping", "list_type": "expected a list", "string_type": "expected a string",
+             "int_type": "expected a whole number", "int_parsing": "expected a whole number",
+             "float_type": "expected a number", "float_parsing": "expected a number",
+             "bool_type": "expected true or false", "bool_parsing": "expected true or false",
+             "missing": "missing", "dataclass_type": "expected a mapping", "model_type": "expected a mapping"}
+
+
+def _first_problem(error: ValidationError) -> str:
+    """``iterations[3].cells[0].code: expected a string`` (and how many more problems there are)."""
+    problems = error.errors(include_url=False, include_input=False)
+    first = problems[0]
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
+    what = _EXPECTED.get(first["type"], first["msg"].lower())
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return f"{where or 'the whole file'}: {what}{more}"

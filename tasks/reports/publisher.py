@@ -23,15 +23,27 @@ logger = logging.getLogger(__name__)
 class ArtifactPublisher:
     def __init__(self) -> None:
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._pending = 0  # submitted and not yet done
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._work, name="artifact-publisher", daemon=True)
         self._thread.start()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            self._pending += 1
         self._queue.put((contextvars.copy_context(), fn, args))
 
-    def close(self, timeout: float = 60.0) -> None:
+    def close(self, timeout: float = 60.0) -> int:
+        """Wait up to ``timeout`` seconds for the queue to drain; returns how many artifacts it could not
+        publish in that time (the thread is a daemon: they are lost when the process exits), saying so."""
         self._queue.put(_STOP)
         self._thread.join(timeout)
+        with self._lock:
+            left = self._pending
+        if left:
+            logger.warning("%d Prefect artifact(s) were still unpublished after %g s (is the Prefect server slow or "
+                           "unreachable?): they are left out; the run's files hold everything they show", left, timeout)
+        return left
 
     def __enter__(self) -> ArtifactPublisher:
         return self
@@ -44,5 +56,8 @@ class ArtifactPublisher:
             context, fn, args = item
             try:
                 context.run(fn, *args)
-            except Exception:  # noqa: BLE001 - an artifact is never worth failing the analysis
+            except BaseException:  # noqa: BLE001 - an artifact is never worth failing the analysis, nor this thread
                 logger.warning("Could not publish an artifact with %s", getattr(fn, "__name__", fn), exc_info=True)
+            finally:
+                with self._lock:
+                    self._pending -= 1

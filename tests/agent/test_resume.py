@@ -9,15 +9,20 @@ import pytest
 from tasks.agent.prompts import FINAL_REPORT_REQUEST
 from tasks.agent.resume import (
     EarlierRun,
+    RESTART,
+    check_same_data,
     cells_to_rerun,
     check_same_conversation,
     continue_transcript,
     drop_unfinished,
     find_earlier_run,
     read_resumable,
+    rebuild_steps,
     transcript_file,
 )
+from tasks.agent.fingerprint import sandbox_settings
 from tasks.agent.transcript import CellRecord, IterationRecord, Transcript
+from tasks.config.schema import SandboxConfig
 from tasks.errors import ConfigError
 from tasks.models.base import ModelTurn
 
@@ -71,6 +76,26 @@ def test_cells_are_rerun_after_the_last_session_restart_and_without_timeouts() -
     t = transcript_with([[cell("a = 1")], [cell("loop()", timed_out=True, state_reset=True)],
                          [cell("b = 2"), cell("sleep()", timed_out=True)], [cell("c = 3")]])
     assert [(n, c.code) for n, c in cells_to_rerun(t)] == [(3, "b = 2"), (4, "c = 3")]
+
+
+DIED = {"name": "KernelDied", "message": "the Python session exited unexpectedly and was restarted", "traceback": ""}
+
+
+def test_a_cell_run_in_a_session_restarted_before_it_keeps_its_variables() -> None:
+    died = DIED
+    t = transcript_with([[cell("write_file()")], [cell("crash()", error=died, state_reset=True)],
+                         [cell("a = 1", state_reset=True)], [cell("b = a")]])
+    assert [(n, c.code) for n, c in cells_to_rerun(t)] == [(3, "a = 1"), (4, "b = a")]
+
+
+def test_every_cell_is_rerun_for_its_files_with_the_session_restarted_where_it_was() -> None:
+    died = DIED
+    t = transcript_with([[cell("fresh = 1", state_reset=True)], [cell("write_file()")],
+                         [cell("crash()", error=died, state_reset=True)],
+                         [cell("hang()", timed_out=True, state_reset=True)], [cell("a = 1", state_reset=True)],
+                         [cell("b = a")], [cell("crash()", error=died, state_reset=True)]])
+    assert [(n, c if c is RESTART else c.code) for n, c in rebuild_steps(t)] == [
+        (1, "fresh = 1"), (2, "write_file()"), (5, RESTART), (5, "a = 1"), (6, "b = a"), (7, RESTART)]
 
 
 def test_continuing_keeps_the_run_key_and_records_where_it_came_from(tmp_path: Path) -> None:
@@ -139,3 +164,23 @@ def test_a_retry_of_a_resumed_run_goes_on_from_its_own_attempt(tmp_path: Path) -
         EarlierRun(tmp_path / "20261126-100000-22222222" / "transcript.json", retry=True)
     assert find_earlier_run(tmp_path, "33333333-cccc", tmp_path / "20261126-090000-11111111") == \
         EarlierRun(tmp_path / "20261126-090000-11111111" / "transcript.json", retry=False)
+
+
+def test_resume_refuses_other_sandbox_settings_and_other_data_naming_each(tmp_path: Path) -> None:
+    earlier, fresh = transcript_with([[cell("a = 1")]]), transcript_with([])
+    earlier.fingerprint = {"sandbox": sandbox_settings(SandboxConfig(memory="4GiB", cpus=1)),
+                           "datasets": {"sales": "sha256:aa"}}
+    fresh.fingerprint = {"sandbox": sandbox_settings(SandboxConfig(memory="4096MiB", cpus=1))}
+    check_same_conversation(earlier, fresh, tmp_path / "t.json")  # the same size, written otherwise
+    fresh.fingerprint = {"sandbox": sandbox_settings(SandboxConfig(memory="1GiB", cpus=2))}
+    with pytest.raises(ConfigError) as caught:
+        check_same_conversation(earlier, fresh, tmp_path / "t.json")
+    assert [p.key for p in caught.value.problems] == ["sandbox.cpus", "sandbox.memory"]
+    assert "(4294967296, now 1073741824)" in caught.value.problems[1].message
+
+    check_same_data(earlier, {"sales": "sha256:aa"}, tmp_path / "t.json")
+    with pytest.raises(ConfigError) as caught:
+        check_same_data(earlier, {"sales": "sha256:bb"}, tmp_path / "t.json")
+    assert [p.key for p in caught.value.problems] == ["datasets.sales"]
+    check_same_data(fresh, {"sales": "sha256:bb"}, None)  # a new run records its data
+    assert fresh.fingerprint["datasets"] == {"sales": "sha256:bb"}

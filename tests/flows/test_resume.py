@@ -274,3 +274,65 @@ def test_a_killed_run_is_marked_crashed_and_resumes_with_only_the_remaining_requ
         assert _flow_run_state(api_url, summary["flow_run_id"]) == "COMPLETED"
     finally:
         subprocess.run([*analyst, "server", "stop"], env=child_env, cwd=tmp_path, capture_output=True, timeout=60)
+
+
+def copy_demo(folder: Path) -> Path:
+    import shutil
+
+    shutil.copytree(ROOT / "configs", folder, ignore=shutil.ignore_patterns("*.transcript.json", "*.py"))
+    return folder / "retail-sales.yaml"
+
+
+@pytest.mark.slow
+def test_resume_refuses_changed_data_and_sandbox_settings_naming_what_changed(env, anthropic_api, tmp_path) -> None:
+    from tasks.errors import ConfigError, ModelError
+
+    config = copy_demo(tmp_path / "configs")
+    script_iterations(anthropic_api, 1, 1)
+    anthropic_api.enqueue_error(401, message="invalid x-api-key")
+    with pytest.raises(ModelError):
+        analyze(str(config), env)
+    [run_dir] = (Path(env["outputs.dir"]) / "retail-sales").iterdir()
+    assert set(Transcript.load(run_dir / "transcript.json").fingerprint) == {"sandbox", "datasets"}
+
+    for changed, key in (({"sandbox.memory": "1GiB"}, "sandbox.memory"), ({"sandbox.cpus": 2}, "sandbox.cpus")):
+        with pytest.raises(ConfigError) as caught:
+            analyze(str(config), env | changed, resume=str(run_dir))
+        assert [p.key for p in caught.value.problems] == [key]
+        assert "changed since this run" in caught.value.problems[0].message
+
+    # Two rows swapped: the same rows, columns and statistics (so the same system prompt), other data.
+    data = tmp_path / "configs" / "data" / "retail_sales.csv"
+    lines = data.read_text().splitlines(keepends=True)
+    lines[500], lines[501] = lines[501], lines[500]
+    data.write_text("".join(lines))
+    with pytest.raises(ConfigError) as caught:
+        analyze(str(config), env, resume=str(run_dir))
+    [problem] = caught.value.problems
+    assert problem.key == "datasets.sales" and "the data changed since this run" in problem.message
+    assert len(anthropic_api.requests) == 2  # nothing was asked after the first run
+
+
+@pytest.mark.slow
+def test_a_retry_of_a_run_whose_transcript_had_ended_cleans_up_and_completes(env, anthropic_api) -> None:
+    """A run can fail after its transcript is final (its clean-up failed); Retry from the UI then finds
+    nothing to resume. The flow run is forced to AwaitingRetry after it ended, as the UI's button does."""
+    from prefect.client.schemas.objects import State, StateType
+    from prefect.flow_engine import run_flow
+
+    script_iterations(anthropic_api, 1, 1)
+    anthropic_api.enqueue_text("# Report\nDone.")
+    first = analyze(str(DEMO), env)
+    run_dir = Path(first["run_dir"])
+    (run_dir / "report.md").unlink()  # what the failed clean-up did not write
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(first["flow_run_id"], State(type=StateType.SCHEDULED, name="AwaitingRetry",
+                                                              message="Retry from the UI"), force=True)
+        flow_run = client.read_flow_run(first["flow_run_id"])
+
+    result = run_flow(analyze, flow_run=flow_run, parameters=flow_run.parameters)
+
+    assert result["status"] == "completed" and result["iterations"] == first["iterations"] == 2
+    assert len(anthropic_api.requests) == 2 and (run_dir / "report.md").is_file()
+    assert list(run_dir.parent.iterdir()) == [run_dir]
+    assert flow_run_and_tasks(first["flow_run_id"])[0].state.is_completed()
