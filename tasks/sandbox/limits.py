@@ -164,12 +164,13 @@ class PidsCgroup(MemoryCgroup):
         return self._counter("pids.events", "max")
 
 
-def _nproc_fallback() -> int | None:
-    """RLIMIT_NPROC for when no pids cgroup exists: the user's current processes plus our cap.
-    None for root, whom the kernel does not hold to it."""
-    if os.geteuid() == 0:
+def _nproc_fallback(uid: int | None = None) -> int | None:
+    """RLIMIT_NPROC for when no pids cgroup exists: the processes of the uid the sandbox runs as
+    plus our cap. None for root, whom the kernel does not hold to it."""
+    uid = os.getuid() if uid is None else uid
+    if uid == 0:
         return None
-    uid, count = os.getuid(), 0
+    count = 0
     for entry in os.scandir("/proc"):
         try:
             count += entry.name.isdigit() and entry.stat().st_uid == uid
@@ -179,9 +180,12 @@ def _nproc_fallback() -> int | None:
 
 
 def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None, cpu_cgroup: CpuCgroup | None = None,
-                 pids_cgroup: PidsCgroup | None = None, file_bytes: int | None = None):
+                 pids_cgroup: PidsCgroup | None = None, file_bytes: int | None = None,
+                 run_as: tuple[int, int] | None = None, rewind_fd: int | None = None):
     """The function run in the child between fork and exec. Everything it needs is computed here:
-    after fork only plain system calls are safe (the parent may have other threads)."""
+    after fork only plain system calls are safe (the parent may have other threads).
+    ``run_as`` is the (uid, gid) the sandbox will run as (for the RLIMIT_NPROC fallback);
+    ``rewind_fd`` (the seccomp filter, read by bwrap at every start) is rewound."""
     address_space = memory_bytes + ADDRESS_SPACE_SLACK
     allowed = sorted(os.sched_getaffinity(0))
     cpu_set = set(allowed[:cpus])
@@ -191,7 +195,8 @@ def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None, c
     join = cgroup.join_from_child if cgroup is not None else None
     join_cpu = cpu_cgroup.join_from_child if cpu_cgroup is not None else None
     join_pids = pids_cgroup.join_from_child if pids_cgroup is not None else None
-    nproc = _nproc_fallback() if pids_cgroup is None else None
+    nproc = _nproc_fallback(run_as[0] if run_as else None) if pids_cgroup is None else None
+    lseek = os.lseek
 
     def preexec() -> None:
         if join is not None:
@@ -208,6 +213,8 @@ def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None, c
             join_cpu()
         else:
             sched_setaffinity(0, cpu_set)
+        if rewind_fd is not None:
+            lseek(rewind_fd, 0, 0)
 
     return preexec
 

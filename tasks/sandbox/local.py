@@ -28,13 +28,15 @@ from tasks.config.schema import SandboxConfig
 from tasks.errors import SandboxError
 from tasks.sandbox import pycache, work_folder
 from tasks.sandbox.base import DATA_DIR, OUTPUTS_DIR, Chart, CodeError, ExecutionResult, Sandbox
-from tasks.sandbox.bubblewrap import IPC_INSIDE, PYCACHE_INSIDE, build_command, find_bwrap, write_identity_files
+from tasks.sandbox.bubblewrap import (IPC_INSIDE, PYCACHE_INSIDE, Staging, build_command, find_bwrap,
+                                      require_userns, run_as, write_identity_files)
 from tasks.sandbox.disk_quota import DiskWatch
 from tasks.sandbox.kernel_session import KernelSession, Launch
 from tasks.sandbox.limits import MAX_PROCESSES, CpuCgroup, MemoryCgroup, PidsCgroup, describe_bytes, make_preexec
 from tasks.sandbox.output_buffer import OutputBuffer
 from tasks.sandbox.output_limit import CUT_FIELD, kernel_setup_code
 from tasks.sandbox.process_tree import descendants
+from tasks.sandbox.seccomp import compiled_filter, filter_fd
 
 # Imported in the background right after start-up, while the model is still writing the first
 # cell; the first run waits for them (outside its timeout) instead of paying ~2 s itself.
@@ -67,6 +69,8 @@ class LocalSandbox(Sandbox):
         self._cgroup: MemoryCgroup | None = None
         self._cpu_cgroup: CpuCgroup | None = None
         self._pids_cgroup: PidsCgroup | None = None
+        self._seccomp_fd: int | None = None
+        self._run_as: tuple[int, int] | None = None
         self._uploaded_bytes = 0
         self._warmup_id: str | None = None
         self._figures = 0
@@ -91,7 +95,12 @@ class LocalSandbox(Sandbox):
             raise SandboxError("this sandbox was torn down; create a new one")
         if self._session is not None:
             return
-        bwrap = find_bwrap() if self.isolated else None  # refuse before creating anything
+        bwrap = None
+        if self.isolated:  # refuse before creating anything
+            bwrap = find_bwrap()
+            require_userns(bwrap)
+            compiled_filter()
+            self._run_as = run_as()
         try:
             self._provision(bwrap)
         except BaseException:
@@ -107,6 +116,12 @@ class LocalSandbox(Sandbox):
         self._run_dir = Path(tempfile.mkdtemp(prefix="analyst-k-"))
         ipc = self._run_dir / "ipc"
         ipc.mkdir(mode=0o700)
+        (self._run_dir / "kernel.log").touch(mode=0o600)
+        if self._run_as is not None:  # the sandbox's uid owns these and nothing else of ours
+            self._run_dir.chmod(0o711)
+            (self._run_dir / "stage").mkdir(mode=0o711)
+            for folder in (self._work_dir, self._work_dir / DATA_DIR, self._work_dir / OUTPUTS_DIR, ipc):
+                os.chown(folder, *self._run_as)
         if len(f"{ipc}/k-1") > MAX_SOCKET_PATH:
             raise SandboxError(f"the temp folder path {tempfile.gettempdir()!r} is too long for the kernel's "
                                "Unix sockets; set TMPDIR to a short folder such as /tmp")
@@ -135,9 +150,11 @@ class LocalSandbox(Sandbox):
             env["PYTHONPYCACHEPREFIX"] = PYCACHE_INSIDE if bwrap else str(bytecode)
         ipc_inside = IPC_INSIDE if bwrap else str(ipc)
         argv = self._kernel_argv(f"{ipc_inside}/kernel.json")
+        if bwrap is not None:
+            self._seccomp_fd = filter_fd()
         preexec = make_preexec(memory_bytes=self.config.memory_bytes, cpus=self.config.cpus, cgroup=self._cgroup,
                                cpu_cgroup=self._cpu_cgroup, pids_cgroup=self._pids_cgroup,
-                               file_bytes=self.config.file_bytes)
+                               file_bytes=self.config.file_bytes, run_as=self._run_as, rewind_fd=self._seccomp_fd)
         log_path = self._run_dir / "kernel.log"
         if bwrap is None:
             Path(home).mkdir()
@@ -145,10 +162,13 @@ class LocalSandbox(Sandbox):
             return Launch(argv, env, self._work_dir, ipc, ipc_inside, log_path, preexec)
         cmd = build_command(
             bwrap=bwrap, work_dir=self._work_dir, ipc_dir=ipc, identity_files=write_identity_files(self._run_dir),
-            env=env, tmp_bytes=self.config.memory_bytes, argv=argv, pycache=bytecode,
+            env=env, tmp_bytes=self.config.memory_bytes, argv=argv, seccomp_fd=self._seccomp_fd,
+            stage=Staging(self._run_dir / "stage", self._run_as),
+            pycache=bytecode,
         )
         # bwrap's own environment is readable inside (/proc/1/environ): give it nothing at all.
-        return Launch(cmd, {}, self._work_dir, ipc, ipc_inside, log_path, preexec)
+        return Launch(cmd, {}, Path("/"), ipc, ipc_inside, log_path, preexec,
+                      pass_fds=(self._seccomp_fd,), owner=self._run_as)
 
     def _kernel_argv(self, connection_file: str) -> list[str]:
         return [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file,
@@ -183,6 +203,9 @@ class LocalSandbox(Sandbox):
             if cgroup is not None:
                 cgroup.remove()
         self._cgroup = self._cpu_cgroup = self._pids_cgroup = None
+        if self._seccomp_fd is not None:
+            os.close(self._seccomp_fd)
+            self._seccomp_fd = None
         for folder in (self._work_dir, self._run_dir):
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)

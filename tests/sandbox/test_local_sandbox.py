@@ -440,7 +440,8 @@ def test_python_roots_are_bound_after_the_private_tmp(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bubblewrap, "python_roots", lambda: ["/tmp/checkout/.venv"])
     cmd = bubblewrap.build_command(bwrap=shutil.which("bwrap") or "bwrap", work_dir=tmp_path, ipc_dir=tmp_path,
-                                   identity_files={}, env={}, tmp_bytes=1 << 20, argv=["python"])
+                                   identity_files={}, env={}, tmp_bytes=1 << 20, argv=["python"],
+                                   stage=bubblewrap.Staging(None), seccomp_fd=3)
     venv_bind = cmd.index("/tmp/checkout/.venv")
     tmp_mount = max(i for i, arg in enumerate(cmd) if arg == "/tmp" and cmd[i - 1] == "--tmpfs")
     assert tmp_mount < venv_bind
