@@ -71,7 +71,8 @@ class LocalSandbox(Sandbox):
         self._pids_cgroup: PidsCgroup | None = None
         self._seccomp_fd: int | None = None
         self._run_as: tuple[int, int] | None = None
-        self._uploaded_bytes = 0
+        self._disk: DiskWatch | None = None
+        self._cell_running = False
         self._warmup_id: str | None = None
         self._figures = 0
         self._closed = False
@@ -130,6 +131,9 @@ class LocalSandbox(Sandbox):
         self._pids_cgroup = PidsCgroup.create(MAX_PROCESSES)
         self._session = KernelSession(self._launch(bwrap, ipc))
         self._start_kernel()
+        self._disk = DiskWatch([self._work_dir, ipc], self.config.file_bytes, self._on_disk_over,
+                               lambda: self._cell_running)
+        self._disk.start()
 
     def _launch(self, bwrap: str | None, ipc: Path) -> Launch:
         assert self._work_dir is not None and self._run_dir is not None
@@ -196,6 +200,9 @@ class LocalSandbox(Sandbox):
         self._release()
 
     def _release(self) -> None:
+        disk, self._disk = self._disk, None
+        if disk is not None:
+            disk.stop()
         session, self._session = self._session, None
         if session is not None:
             session.kill()
@@ -215,7 +222,9 @@ class LocalSandbox(Sandbox):
 
     def upload(self, local_path: Path, name: str) -> str:
         uploaded = work_folder.upload(self.work_dir, Path(local_path), name)
-        self._uploaded_bytes += (self.work_dir / uploaded).stat().st_blocks * 512  # not counted in the disk quota
+        added = (self.work_dir / uploaded).stat().st_blocks * 512  # the datasets do not count toward the quota
+        if self._disk is not None:
+            self._disk.allowed += added
         return uploaded
 
     # -- run ------------------------------------------------------------------------------
@@ -237,11 +246,15 @@ class LocalSandbox(Sandbox):
         result = ExecutionResult()
         if not self.isolated:
             result.warnings.append(NO_ISOLATION_WARNING)
+        over_between = self._disk.take_exceeded() if self._disk else False
         if not self._session.alive:  # it died between runs (e.g. a background thread crashed it)
             self._restart()
             result.state_reset = True
-            result.warnings.append("the Python session had died since the last run and was restarted: "
-                                   "variables, imports and loaded data are gone")
+            result.warnings.append(
+                (f"the files under /sandbox grew past the sandbox's disk quota (sandbox.disk, "
+                 f"{describe_bytes(self.config.file_bytes)}) while no code ran, so " if over_between else "")
+                + "the Python session had died since the last run and was restarted: "
+                  "variables, imports and loaded data are gone")
         self._await_setup()
         outputs = self.work_dir / OUTPUTS_DIR
         before = work_folder.snapshot(outputs)
@@ -265,10 +278,12 @@ class LocalSandbox(Sandbox):
         oom_kills = self._cgroup.oom_kills() if self._cgroup else 0
         fork_refusals = self._pids_cgroup.refusals() if self._pids_cgroup else 0
         started = time.perf_counter()
-        quota = DiskWatch(self.work_dir, self._uploaded_bytes + self.config.file_bytes, self._interrupt_by_signal)
-        with quota:
+        self._cell_running = True
+        try:
             msg_id = self._session.send_execute(code)
             outcome = self._session.collect(msg_id, timeout, on_output, interrupt_grace=INTERRUPT_GRACE_S)
+        finally:
+            self._cell_running = False
         limit = describe_bytes(self.config.memory_bytes)
         gone = "variables, imports and loaded data are gone"
         if outcome.status == "died":
@@ -294,10 +309,11 @@ class LocalSandbox(Sandbox):
                                    "(variables defined before are kept)")
         elif outcome.status == "error":
             result.error = self._code_error(outcome.content, limit)
-        if quota.exceeded:
+        if self._disk is not None and self._disk.take_exceeded():
+            stopped = f"the Python session was restarted: {gone}" if result.state_reset else "the code was interrupted"
             result.error = CodeError("DiskQuotaExceeded", (
                 f"the files under /sandbox grew past the sandbox's disk quota (sandbox.disk, "
-                f"{describe_bytes(self.config.file_bytes)}), so the code was interrupted; delete files it no "
+                f"{describe_bytes(self.config.file_bytes)}), so {stopped}; delete files it no "
                 "longer needs before writing more"), result.error.traceback if result.error else "")
         if self._pids_cgroup is not None and self._pids_cgroup.refusals() > fork_refusals and not result.state_reset:
             # Processes past the cap may still be running (and forking): only a restart ends them all.
@@ -322,6 +338,24 @@ class LocalSandbox(Sandbox):
             self._warmup_id = None
             if warm and outcome.status in ("hung", "died"):
                 self._restart(warm=False)
+
+    def _on_disk_over(self, kill: bool) -> None:
+        if kill:
+            self._kill_by_signal()
+        else:
+            self._interrupt_by_signal()
+
+    def _kill_by_signal(self) -> None:
+        """SIGKILL to the kernel's processes, from the disk watcher's thread (the session's own
+        sockets are left to the run's thread, which then sees the kernel gone and restarts it)."""
+        proc = self._session.proc if self._session else None
+        if proc is None:
+            return
+        for pid in [proc.pid, *descendants(proc.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def _interrupt_by_signal(self) -> None:
         """SIGINT to the kernel process, from the disk watcher's thread (its ZeroMQ sockets are the
