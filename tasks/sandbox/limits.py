@@ -2,14 +2,16 @@
 
 Two layers, because neither alone gives both a clear error and a hard bound:
 
-* ``RLIMIT_AS`` on every process (inherited from bwrap): a large allocation fails at once with a
+* ``RLIMIT_AS`` on every process (inherited from bwrap): an allocation past it fails at once with a
   ``MemoryError`` the analysis code sees, and the session keeps its state. It counts address space,
   not RAM: thread stacks, malloc arenas and mapped libraries reserve ~0.5 GB in a kernel that has
   imported pandas and matplotlib, so the cap is ``memory + ADDRESS_SPACE_SLACK``.
 * A cgroup v1 memory controller, when this machine lets us create one (root with a writable
-  ``/sys/fs/cgroup/memory``): bounds the RAM of all the sandbox's processes together, including
-  subprocesses and its tmpfs ``/tmp``. Past it the kernel OOM-kills a process inside the group; the
-  provider reports that and restarts the session. Elsewhere only the first layer applies.
+  ``/sys/fs/cgroup/memory``), at the same ``memory + ADDRESS_SPACE_SLACK`` of RAM: a process's RAM
+  never exceeds its address space, so the kernel alone meets its ``MemoryError`` first; the cgroup
+  is the backstop for all the sandbox's processes together, subprocesses and its tmpfs ``/tmp``
+  included. Past it the kernel OOM-kills a process inside the group; the provider reports that
+  kill (``MemoryLimitKill``) and restarts the session. Elsewhere only the first layer applies.
 
 Processes: a cgroup v1 ``pids`` controller caps the sandbox's processes and threads together at
 ``MAX_PROCESSES``, so a fork bomb gets ``BlockingIOError`` (EAGAIN) from ``fork`` instead of the
@@ -177,6 +179,11 @@ def _nproc_fallback(uid: int | None = None) -> int | None:
         except OSError:
             pass
     return count + MAX_PROCESSES
+
+
+def ram_limit(memory_bytes: int) -> int:
+    """The memory cgroup's limit: the address-space cap, so that one process hits its cap first."""
+    return memory_bytes + ADDRESS_SPACE_SLACK
 
 
 def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None, cpu_cgroup: CpuCgroup | None = None,

@@ -32,7 +32,8 @@ from tasks.sandbox.bubblewrap import (IPC_INSIDE, PYCACHE_INSIDE, Staging, build
                                       require_userns, run_as, write_identity_files)
 from tasks.sandbox.disk_quota import DiskWatch
 from tasks.sandbox.kernel_session import KernelSession, Launch
-from tasks.sandbox.limits import MAX_PROCESSES, CpuCgroup, MemoryCgroup, PidsCgroup, describe_bytes, make_preexec
+from tasks.sandbox.limits import (MAX_PROCESSES, CpuCgroup, MemoryCgroup, PidsCgroup, describe_bytes, make_preexec,
+                                  ram_limit)
 from tasks.sandbox.output_buffer import OutputBuffer
 from tasks.sandbox.output_limit import CUT_FIELD, kernel_setup_code
 from tasks.sandbox.process_tree import descendants
@@ -126,7 +127,7 @@ class LocalSandbox(Sandbox):
         if len(f"{ipc}/k-1") > MAX_SOCKET_PATH:
             raise SandboxError(f"the temp folder path {tempfile.gettempdir()!r} is too long for the kernel's "
                                "Unix sockets; set TMPDIR to a short folder such as /tmp")
-        self._cgroup = MemoryCgroup.create(self.config.memory_bytes)
+        self._cgroup = MemoryCgroup.create(ram_limit(self.config.memory_bytes))
         self._cpu_cgroup = CpuCgroup.create(self.config.cpus)
         self._pids_cgroup = PidsCgroup.create(MAX_PROCESSES)
         self._session = KernelSession(self._launch(bwrap, ipc))
@@ -292,8 +293,10 @@ class LocalSandbox(Sandbox):
             self._restart()
             result.state_reset = True
             result.error = (
-                CodeError("MemoryError", f"the code used more than the sandbox's memory limit of {limit}, so the "
-                                         f"Python session was killed and restarted: {gone}", "")
+                CodeError("MemoryLimitKill", f"the sandbox's processes together (subprocesses and files in /tmp "
+                                             f"included) used more RAM than its limit of {describe_bytes(ram_limit(self.config.memory_bytes))} "
+                                             f"(sandbox.memory, {limit}, plus room for the interpreter), so the "
+                                             f"system killed the Python session, which was restarted: {gone}", "")
                 if oom else
                 CodeError("KernelDied", f"the Python session exited unexpectedly (exit code {exit_code}) and was "
                                         f"restarted: {gone}", "")
