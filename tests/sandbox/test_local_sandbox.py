@@ -304,7 +304,7 @@ def test_a_session_that_died_between_runs_is_restarted_once(own_sandbox):
     assert second.error is None and not second.state_reset and second.stdout == "1\n"
 
 
-def test_many_small_allocations_past_the_limit_are_a_memory_error_and_keep_state(own_sandbox):
+def test_memory_limit_many_small_allocations_keep_state(own_sandbox):
     run_ok(own_sandbox, "kept = 'yes'")
     result = own_sandbox.run_code("chunks = []\nwhile True:\n    chunks.append(b'x' * (4 << 20))")
     assert result.error is not None and result.error.name == "MemoryError", result.error
