@@ -125,7 +125,8 @@ def write_identity_files(folder: Path) -> dict[str, Path]:
     return written
 
 
-STAGE_SCRIPT = 'while [ "$1" != "--" ]; do mount --bind "$1" "$2"; shift 2; done; shift; unset PWD OLDPWD; exec "$@"'
+STAGE_SCRIPT = ('mount=$1; shift; while [ "$1" != "--" ]; do "$mount" --bind "$1" "$2"; shift 2; done; shift; '
+                'unset PWD OLDPWD; exec "$@"')
 
 
 class Staging:
@@ -158,10 +159,10 @@ class Staging:
         missing = [name for name, path in tools.items() if path is None]
         if missing:
             raise SandboxError(f"the local sandbox, run as root, needs {', '.join(missing)} to drop root before "
-                               "starting bubblewrap; install util-linux and mount (`sudo apt-get install util-linux mount`)")
+                               "starting bubblewrap; install them with `sudo apt-get install util-linux mount`")
         return [tools["unshare"], "--mount", "--propagation", "private", "--", "/bin/sh", "-euc", STAGE_SCRIPT,
-                "sh", *self.pairs, "--", tools["setpriv"], f"--reuid={ids[0]}", f"--regid={ids[1]}", "--clear-groups",
-                "--", *cmd]
+                "sh", tools["mount"], *self.pairs, "--",
+                tools["setpriv"], f"--reuid={ids[0]}", f"--regid={ids[1]}", "--clear-groups", "--", *cmd]
 
 
 def build_command(

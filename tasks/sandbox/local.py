@@ -285,7 +285,7 @@ class LocalSandbox(Sandbox):
             outcome = self._session.collect(msg_id, timeout, on_output, interrupt_grace=INTERRUPT_GRACE_S)
         finally:
             self._cell_running = False
-        limit = describe_bytes(self.config.memory_bytes)
+        limit, ram = describe_bytes(self.config.memory_bytes), describe_bytes(ram_limit(self.config.memory_bytes))
         gone = "variables, imports and loaded data are gone"
         if outcome.status == "died":
             oom = self._cgroup is not None and self._cgroup.oom_kills() > oom_kills
@@ -294,9 +294,9 @@ class LocalSandbox(Sandbox):
             result.state_reset = True
             result.error = (
                 CodeError("MemoryLimitKill", f"the sandbox's processes together (subprocesses and files in /tmp "
-                                             f"included) used more RAM than its limit of {describe_bytes(ram_limit(self.config.memory_bytes))} "
-                                             f"(sandbox.memory, {limit}, plus room for the interpreter), so the "
-                                             f"system killed the Python session, which was restarted: {gone}", "")
+                                             f"included) used more RAM than its limit of {ram} (sandbox.memory, "
+                                             f"{limit}, plus room for the interpreter), so the system killed the "
+                                             f"Python session, which was restarted: {gone}", "")
                 if oom else
                 CodeError("KernelDied", f"the Python session exited unexpectedly (exit code {exit_code}) and was "
                                         f"restarted: {gone}", "")
