@@ -132,8 +132,8 @@ STAGE_SCRIPT = ('mount=$1; shift; while [ "$1" != "--" ]; do "$mount" --bind "$1
 class Staging:
     """How a root caller starts bwrap as ``HOST_UID``: bwrap resolves its bind sources with the
     permissions of that uid, which cannot search ``/root`` (a pyenv Python) or a private run folder.
-    Each such source is bound, in a private mount namespace of the launch alone, onto an empty
-    mount point in ``folder`` (searchable by all, listable by none); then ``setpriv`` drops to the
+    Each source is bound, in a private mount namespace of the launch alone, onto an empty mount
+    point in ``folder`` (searchable by all, listable by none); then ``setpriv`` drops to the
     uid and runs bwrap. A caller that is not root needs none of it: bwrap runs as that caller."""
 
     def __init__(self, folder: Path | None, ids: tuple[int, int] | None = None):
@@ -203,8 +203,8 @@ def build_command(
     for root in python_roots():
         cmd += ["--ro-bind", stage(root), root]
     for inside, host in identity_files.items():
-        cmd += ["--ro-bind", str(host), inside]
-    cmd += ["--bind", stage(work_dir), WORK_INSIDE, "--bind", str(ipc_dir), IPC_INSIDE]
+        cmd += ["--ro-bind", stage(host), inside]
+    cmd += ["--bind", stage(work_dir), WORK_INSIDE, "--bind", stage(ipc_dir), IPC_INSIDE]
     if pycache is not None:
         cmd += ["--ro-bind", stage(pycache), PYCACHE_INSIDE]
     # bwrap's own root is a writable tmpfs: freeze it once every mount point exists.

@@ -66,6 +66,7 @@ class LocalSandbox(Sandbox):
         self.warm_imports = tuple(warm_imports)
         self._work_dir: Path | None = None
         self._run_dir: Path | None = None
+        self._stage_dir: Path | None = None
         self._session: KernelSession | None = None
         self._cgroup: MemoryCgroup | None = None
         self._cpu_cgroup: CpuCgroup | None = None
@@ -120,8 +121,9 @@ class LocalSandbox(Sandbox):
         ipc.mkdir(mode=0o700)
         (self._run_dir / "kernel.log").touch(mode=0o600)
         if self._run_as is not None:  # the sandbox's uid owns these and nothing else of ours
-            self._run_dir.chmod(0o711)
-            (self._run_dir / "stage").mkdir(mode=0o711)
+            # Under /tmp itself: TMPDIR and the work root may sit in folders that uid cannot search.
+            self._stage_dir = Path(tempfile.mkdtemp(prefix="analyst-s-", dir="/tmp"))
+            self._stage_dir.chmod(0o711)
             for folder in (self._work_dir, self._work_dir / DATA_DIR, self._work_dir / OUTPUTS_DIR, ipc):
                 os.chown(folder, *self._run_as)
         if len(f"{ipc}/k-1") > MAX_SOCKET_PATH:
@@ -168,7 +170,7 @@ class LocalSandbox(Sandbox):
         cmd = build_command(
             bwrap=bwrap, work_dir=self._work_dir, ipc_dir=ipc, identity_files=write_identity_files(self._run_dir),
             env=env, tmp_bytes=self.config.memory_bytes, argv=argv, seccomp_fd=self._seccomp_fd,
-            stage=Staging(self._run_dir / "stage", self._run_as),
+            stage=Staging(self._stage_dir, self._run_as),
             pycache=bytecode,
         )
         # bwrap's own environment is readable inside (/proc/1/environ): give it nothing at all.
@@ -214,10 +216,10 @@ class LocalSandbox(Sandbox):
         if self._seccomp_fd is not None:
             os.close(self._seccomp_fd)
             self._seccomp_fd = None
-        for folder in (self._work_dir, self._run_dir):
+        for folder in (self._work_dir, self._run_dir, self._stage_dir):
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
-        self._work_dir = self._run_dir = None
+        self._work_dir = self._run_dir = self._stage_dir = None
 
     # -- upload ---------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,15 @@ def test_without_libseccomp_the_sandbox_refuses_to_start(tmp_path, monkeypatch):
     finally:
         seccomp.compiled_filter.cache_clear()
     assert list(tmp_path.iterdir()) == []  # refused before anything was made
+
+
+def test_a_private_temp_folder_still_works(tmp_path, monkeypatch):
+    # The run folder (sockets, log) lives in TMPDIR; a folder only its owner can search must not
+    # stop the sandbox's uid from reaching what it is given, nor give it the rest.
+    private = Path(tempfile.mkdtemp(prefix="p-", dir="/tmp"))  # short: the socket paths live under it
+    try:
+        monkeypatch.setattr("tempfile.tempdir", str(private))
+        with LocalSandbox(CONFIG, work_root=private / "work", warm_imports=()) as sandbox:
+            assert sandbox.run_code("print(1)").stdout == "1\n"
+    finally:
+        shutil.rmtree(private)
