@@ -242,8 +242,8 @@ class SandboxConfig(Strict):
         "block", description="block (default) | allow | a list of CIDR ranges and domains to allow.")
     disk: int | str | None = Field(None, description=(
         "Daytona: disk size, e.g. '10GiB' (with `image`; default Daytona's). Local: what the code may write "
-        "under /sandbox in all (default 4GiB): one file past it fails with 'File too large', and a cell "
-        "whose files pass it is interrupted."))
+        "to the host's disk in all, uploaded datasets not counted (default 4GiB): one file past it fails with "
+        "'File too large'; past it in all, the cell is interrupted, and the session restarted if writing goes on."))
     auto_stop_interval: int | str = Field(
         15, description="Minutes without activity before Daytona stops the sandbox (the crash safety net).")
     auto_delete_interval: int | str = Field(

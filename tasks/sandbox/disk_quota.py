@@ -1,11 +1,17 @@
-"""A quota on what the code writes to the local sandbox's work folder, which lives on the host's disk.
+"""A quota on what the code writes to the host's disk from the local sandbox.
 
-``RLIMIT_FSIZE`` stops any one file at ``sandbox.disk``, but many files could still fill the host's
-disk. While a cell runs, a watcher measures the work folder (the uploaded datasets not counted)
-twice a second and interrupts the cell once it has written past the quota, or past what was
-already there when the cell started if that was more (so that a cell deleting files can run). It
-reads the folder without following links; a folder of more than ``MAX_ENTRIES`` entries counts as
-over, since it could not be measured.
+The sandbox writes to the host's disk in two folders only: its work folder (``/sandbox``) and its
+kernel's socket folder (``/run/kernel``); everything else it can write is a tmpfs in memory, bounded
+by ``sandbox.memory``, or read-only. ``RLIMIT_FSIZE`` stops any one file at ``sandbox.disk``; many
+files are held by a watcher that measures both folders twice a second for the sandbox's whole life
+(a thread of the code's may write between cells), against a fixed allowance: ``sandbox.disk`` plus
+the uploaded datasets. Past it, a running cell is interrupted first; if the folders keep growing,
+or no cell runs, the kernel's processes are killed (the next run reports it and starts a new
+session). A cell may then delete files and go on. The folders are read without following links;
+past ``MAX_ENTRIES`` entries they count as over, since they could not be measured.
+
+Why not a size-limited filesystem: a tmpfs would hold the data in RAM, and a loop-mounted image
+or a disk quota needs root and a set-up this tool cannot assume on a user's machine.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from pathlib import Path
 
 MAX_ENTRIES = 200_000
 INTERVAL_S = 0.5
+# Growth tolerated after acting: a restarted kernel writes its connection file and sockets.
+REGROWTH_BYTES = 1024**2
 
 
 def usage_bytes(folder: Path) -> int | None:
@@ -44,34 +52,59 @@ def usage_bytes(folder: Path) -> int | None:
     return total
 
 
-class DiskWatch:
-    """``with DiskWatch(folder, allowed, on_over):`` while a cell runs; ``exceeded`` after."""
+def folders_usage(folders: list[Path]) -> int | None:
+    total = 0
+    for folder in folders:
+        used = usage_bytes(folder)
+        if used is None:
+            return None
+        total += used
+    return total
 
-    def __init__(self, folder: Path, allowed_bytes: int, on_over: Callable[[], None], interval: float = INTERVAL_S):
-        self.folder = folder
-        start = usage_bytes(folder)
-        self.allowed = max(allowed_bytes, start if start is not None else 0)
+
+class DiskWatch:
+    """Started once per sandbox (``start``/``stop``). ``on_over(kill)`` is called from the watcher's
+    thread: ``kill`` False asks to interrupt the running cell, True to end the kernel's processes."""
+
+    def __init__(self, folders: list[Path], allowed_bytes: int, on_over: Callable[[bool], None],
+                 cell_running: Callable[[], bool], interval: float = INTERVAL_S):
+        self.folders = folders
+        self.allowed = allowed_bytes
         self.on_over = on_over
+        self.cell_running = cell_running
         self.interval = interval
-        self.exceeded = False
+        self.exceeded = False  # since the last ``take_exceeded``
+        self._acted_at: int | None = None  # the usage when we last acted
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="sandbox-disk-watch", daemon=True)
 
-    def __enter__(self) -> DiskWatch:
+    def start(self) -> None:
         self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def take_exceeded(self) -> bool:
+        exceeded, self.exceeded = self.exceeded, False
+        return exceeded
+
+    def check(self) -> None:
+        used = folders_usage(self.folders)
+        if used is not None and used <= self.allowed:
+            self._acted_at = None
+            return
+        if self._acted_at is not None and used is not None and used <= self._acted_at + REGROWTH_BYTES:
+            return  # over since we acted, but not growing: the code may be deleting files
+        kill = self._acted_at is not None or not self.cell_running()
+        self._acted_at = used if used is not None else self.allowed
+        self.exceeded = True
+        try:
+            self.on_over(kill)
+        except Exception:  # noqa: BLE001 - the kernel may be gone; the run's own checks report that
+            pass
 
     def _watch(self) -> None:
         while not self._stop.wait(self.interval):
-            used = usage_bytes(self.folder)
-            if used is None or used > self.allowed:
-                self.exceeded = True
-                try:
-                    self.on_over()
-                except Exception:  # noqa: BLE001 - the kernel may be gone; the run's own checks report that
-                    pass
-                return
+            self.check()

@@ -7,6 +7,7 @@ and keep the host-side copy in memory only.
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import time
@@ -41,6 +42,8 @@ class Launch:
     ipc_inside: str
     log_path: Path
     preexec_fn: Callable[[], None] | None = None
+    pass_fds: tuple[int, ...] = ()
+    owner: tuple[int, int] | None = None  # the (uid, gid) the kernel runs as, when not ours
 
 
 @dataclass
@@ -70,11 +73,14 @@ class KernelSession:
             str(launch.ipc_host / "kernel.json"), ip=f"{launch.ipc_inside}/{SOCKET_PREFIX}",
             transport="ipc", key=key, **PORTS,
         )
+        if launch.owner is not None:
+            os.chown(launch.ipc_host / "kernel.json", *launch.owner)
         host_info = dict(info, ip=str(launch.ipc_host / SOCKET_PREFIX))
         with open(launch.log_path, "ab") as log:
             self.proc = _SPAWNER.submit(
                 subprocess.Popen, launch.cmd, env=launch.env, cwd=launch.cwd, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=launch.preexec_fn,
+                pass_fds=launch.pass_fds,
             ).result()
         try:
             self._connect(host_info, time.monotonic() + timeout)

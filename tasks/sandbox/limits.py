@@ -2,14 +2,16 @@
 
 Two layers, because neither alone gives both a clear error and a hard bound:
 
-* ``RLIMIT_AS`` on every process (inherited from bwrap): a large allocation fails at once with a
+* ``RLIMIT_AS`` on every process (inherited from bwrap): an allocation past it fails at once with a
   ``MemoryError`` the analysis code sees, and the session keeps its state. It counts address space,
   not RAM: thread stacks, malloc arenas and mapped libraries reserve ~0.5 GB in a kernel that has
   imported pandas and matplotlib, so the cap is ``memory + ADDRESS_SPACE_SLACK``.
 * A cgroup v1 memory controller, when this machine lets us create one (root with a writable
-  ``/sys/fs/cgroup/memory``): bounds the RAM of all the sandbox's processes together, including
-  subprocesses and its tmpfs ``/tmp``. Past it the kernel OOM-kills a process inside the group; the
-  provider reports that and restarts the session. Elsewhere only the first layer applies.
+  ``/sys/fs/cgroup/memory``), at the same ``memory + ADDRESS_SPACE_SLACK`` of RAM: a process's RAM
+  never exceeds its address space, so the kernel alone meets its ``MemoryError`` first; the cgroup
+  is the backstop for all the sandbox's processes together, subprocesses and its tmpfs ``/tmp``
+  included. Past it the kernel OOM-kills a process inside the group; the provider reports that
+  kill (``MemoryLimitKill``) and restarts the session. Elsewhere only the first layer applies.
 
 Processes: a cgroup v1 ``pids`` controller caps the sandbox's processes and threads together at
 ``MAX_PROCESSES``, so a fork bomb gets ``BlockingIOError`` (EAGAIN) from ``fork`` instead of the
@@ -164,12 +166,13 @@ class PidsCgroup(MemoryCgroup):
         return self._counter("pids.events", "max")
 
 
-def _nproc_fallback() -> int | None:
-    """RLIMIT_NPROC for when no pids cgroup exists: the user's current processes plus our cap.
-    None for root, whom the kernel does not hold to it."""
-    if os.geteuid() == 0:
+def _nproc_fallback(uid: int | None = None) -> int | None:
+    """RLIMIT_NPROC for when no pids cgroup exists: the processes of the uid the sandbox runs as
+    plus our cap. None for root, whom the kernel does not hold to it."""
+    uid = os.getuid() if uid is None else uid
+    if uid == 0:
         return None
-    uid, count = os.getuid(), 0
+    count = 0
     for entry in os.scandir("/proc"):
         try:
             count += entry.name.isdigit() and entry.stat().st_uid == uid
@@ -178,10 +181,18 @@ def _nproc_fallback() -> int | None:
     return count + MAX_PROCESSES
 
 
+def ram_limit(memory_bytes: int) -> int:
+    """The memory cgroup's limit: the address-space cap, so that one process hits its cap first."""
+    return memory_bytes + ADDRESS_SPACE_SLACK
+
+
 def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None, cpu_cgroup: CpuCgroup | None = None,
-                 pids_cgroup: PidsCgroup | None = None, file_bytes: int | None = None):
+                 pids_cgroup: PidsCgroup | None = None, file_bytes: int | None = None,
+                 run_as: tuple[int, int] | None = None, rewind_fd: int | None = None):
     """The function run in the child between fork and exec. Everything it needs is computed here:
-    after fork only plain system calls are safe (the parent may have other threads)."""
+    after fork only plain system calls are safe (the parent may have other threads).
+    ``run_as`` is the (uid, gid) the sandbox will run as (for the RLIMIT_NPROC fallback);
+    ``rewind_fd`` (the seccomp filter, read by bwrap at every start) is rewound."""
     address_space = memory_bytes + ADDRESS_SPACE_SLACK
     allowed = sorted(os.sched_getaffinity(0))
     cpu_set = set(allowed[:cpus])
@@ -191,7 +202,8 @@ def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None, c
     join = cgroup.join_from_child if cgroup is not None else None
     join_cpu = cpu_cgroup.join_from_child if cpu_cgroup is not None else None
     join_pids = pids_cgroup.join_from_child if pids_cgroup is not None else None
-    nproc = _nproc_fallback() if pids_cgroup is None else None
+    nproc = _nproc_fallback(run_as[0] if run_as else None) if pids_cgroup is None else None
+    lseek = os.lseek
 
     def preexec() -> None:
         if join is not None:
@@ -208,6 +220,8 @@ def make_preexec(*, memory_bytes: int, cpus: int, cgroup: MemoryCgroup | None, c
             join_cpu()
         else:
             sched_setaffinity(0, cpu_set)
+        if rewind_fd is not None:
+            lseek(rewind_fd, 0, 0)
 
     return preexec
 

@@ -28,13 +28,16 @@ from tasks.config.schema import SandboxConfig
 from tasks.errors import SandboxError
 from tasks.sandbox import pycache, work_folder
 from tasks.sandbox.base import DATA_DIR, OUTPUTS_DIR, Chart, CodeError, ExecutionResult, Sandbox
-from tasks.sandbox.bubblewrap import IPC_INSIDE, PYCACHE_INSIDE, build_command, find_bwrap, write_identity_files
+from tasks.sandbox.bubblewrap import (IPC_INSIDE, PYCACHE_INSIDE, Staging, build_command, find_bwrap,
+                                      require_userns, run_as, write_identity_files)
 from tasks.sandbox.disk_quota import DiskWatch
 from tasks.sandbox.kernel_session import KernelSession, Launch
-from tasks.sandbox.limits import MAX_PROCESSES, CpuCgroup, MemoryCgroup, PidsCgroup, describe_bytes, make_preexec
+from tasks.sandbox.limits import (MAX_PROCESSES, CpuCgroup, MemoryCgroup, PidsCgroup, describe_bytes, make_preexec,
+                                  ram_limit)
 from tasks.sandbox.output_buffer import OutputBuffer
 from tasks.sandbox.output_limit import CUT_FIELD, kernel_setup_code
 from tasks.sandbox.process_tree import descendants
+from tasks.sandbox.seccomp import compiled_filter, filter_fd
 
 # Imported in the background right after start-up, while the model is still writing the first
 # cell; the first run waits for them (outside its timeout) instead of paying ~2 s itself.
@@ -63,11 +66,15 @@ class LocalSandbox(Sandbox):
         self.warm_imports = tuple(warm_imports)
         self._work_dir: Path | None = None
         self._run_dir: Path | None = None
+        self._stage_dir: Path | None = None
         self._session: KernelSession | None = None
         self._cgroup: MemoryCgroup | None = None
         self._cpu_cgroup: CpuCgroup | None = None
         self._pids_cgroup: PidsCgroup | None = None
-        self._uploaded_bytes = 0
+        self._seccomp_fd: int | None = None
+        self._run_as: tuple[int, int] | None = None
+        self._disk: DiskWatch | None = None
+        self._cell_running = False
         self._warmup_id: str | None = None
         self._figures = 0
         self._closed = False
@@ -91,7 +98,12 @@ class LocalSandbox(Sandbox):
             raise SandboxError("this sandbox was torn down; create a new one")
         if self._session is not None:
             return
-        bwrap = find_bwrap() if self.isolated else None  # refuse before creating anything
+        bwrap = None
+        if self.isolated:  # refuse before creating anything
+            bwrap = find_bwrap()
+            require_userns(bwrap)
+            compiled_filter()
+            self._run_as = run_as()
         try:
             self._provision(bwrap)
         except BaseException:
@@ -107,14 +119,24 @@ class LocalSandbox(Sandbox):
         self._run_dir = Path(tempfile.mkdtemp(prefix="analyst-k-"))
         ipc = self._run_dir / "ipc"
         ipc.mkdir(mode=0o700)
+        (self._run_dir / "kernel.log").touch(mode=0o600)
+        if self._run_as is not None:  # the sandbox's uid owns these and nothing else of ours
+            # Under /tmp itself: TMPDIR and the work root may sit in folders that uid cannot search.
+            self._stage_dir = Path(tempfile.mkdtemp(prefix="analyst-s-", dir="/tmp"))
+            self._stage_dir.chmod(0o711)
+            for folder in (self._work_dir, self._work_dir / DATA_DIR, self._work_dir / OUTPUTS_DIR, ipc):
+                os.chown(folder, *self._run_as)
         if len(f"{ipc}/k-1") > MAX_SOCKET_PATH:
             raise SandboxError(f"the temp folder path {tempfile.gettempdir()!r} is too long for the kernel's "
                                "Unix sockets; set TMPDIR to a short folder such as /tmp")
-        self._cgroup = MemoryCgroup.create(self.config.memory_bytes)
+        self._cgroup = MemoryCgroup.create(ram_limit(self.config.memory_bytes))
         self._cpu_cgroup = CpuCgroup.create(self.config.cpus)
         self._pids_cgroup = PidsCgroup.create(MAX_PROCESSES)
         self._session = KernelSession(self._launch(bwrap, ipc))
         self._start_kernel()
+        self._disk = DiskWatch([self._work_dir, ipc], self.config.file_bytes, self._on_disk_over,
+                               lambda: self._cell_running)
+        self._disk.start()
 
     def _launch(self, bwrap: str | None, ipc: Path) -> Launch:
         assert self._work_dir is not None and self._run_dir is not None
@@ -135,9 +157,11 @@ class LocalSandbox(Sandbox):
             env["PYTHONPYCACHEPREFIX"] = PYCACHE_INSIDE if bwrap else str(bytecode)
         ipc_inside = IPC_INSIDE if bwrap else str(ipc)
         argv = self._kernel_argv(f"{ipc_inside}/kernel.json")
+        if bwrap is not None:
+            self._seccomp_fd = filter_fd()
         preexec = make_preexec(memory_bytes=self.config.memory_bytes, cpus=self.config.cpus, cgroup=self._cgroup,
                                cpu_cgroup=self._cpu_cgroup, pids_cgroup=self._pids_cgroup,
-                               file_bytes=self.config.file_bytes)
+                               file_bytes=self.config.file_bytes, run_as=self._run_as, rewind_fd=self._seccomp_fd)
         log_path = self._run_dir / "kernel.log"
         if bwrap is None:
             Path(home).mkdir()
@@ -145,10 +169,13 @@ class LocalSandbox(Sandbox):
             return Launch(argv, env, self._work_dir, ipc, ipc_inside, log_path, preexec)
         cmd = build_command(
             bwrap=bwrap, work_dir=self._work_dir, ipc_dir=ipc, identity_files=write_identity_files(self._run_dir),
-            env=env, tmp_bytes=self.config.memory_bytes, argv=argv, pycache=bytecode,
+            env=env, tmp_bytes=self.config.memory_bytes, argv=argv, seccomp_fd=self._seccomp_fd,
+            stage=Staging(self._stage_dir, self._run_as),
+            pycache=bytecode,
         )
         # bwrap's own environment is readable inside (/proc/1/environ): give it nothing at all.
-        return Launch(cmd, {}, self._work_dir, ipc, ipc_inside, log_path, preexec)
+        return Launch(cmd, {}, Path("/"), ipc, ipc_inside, log_path, preexec,
+                      pass_fds=(self._seccomp_fd,), owner=self._run_as)
 
     def _kernel_argv(self, connection_file: str) -> list[str]:
         return [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file,
@@ -176,6 +203,9 @@ class LocalSandbox(Sandbox):
         self._release()
 
     def _release(self) -> None:
+        disk, self._disk = self._disk, None
+        if disk is not None:
+            disk.stop()
         session, self._session = self._session, None
         if session is not None:
             session.kill()
@@ -183,16 +213,21 @@ class LocalSandbox(Sandbox):
             if cgroup is not None:
                 cgroup.remove()
         self._cgroup = self._cpu_cgroup = self._pids_cgroup = None
-        for folder in (self._work_dir, self._run_dir):
+        if self._seccomp_fd is not None:
+            os.close(self._seccomp_fd)
+            self._seccomp_fd = None
+        for folder in (self._work_dir, self._run_dir, self._stage_dir):
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
-        self._work_dir = self._run_dir = None
+        self._work_dir = self._run_dir = self._stage_dir = None
 
     # -- upload ---------------------------------------------------------------------------
 
     def upload(self, local_path: Path, name: str) -> str:
         uploaded = work_folder.upload(self.work_dir, Path(local_path), name)
-        self._uploaded_bytes += (self.work_dir / uploaded).stat().st_blocks * 512  # not counted in the disk quota
+        added = (self.work_dir / uploaded).stat().st_blocks * 512  # the datasets do not count toward the quota
+        if self._disk is not None:
+            self._disk.allowed += added
         return uploaded
 
     # -- run ------------------------------------------------------------------------------
@@ -214,11 +249,15 @@ class LocalSandbox(Sandbox):
         result = ExecutionResult()
         if not self.isolated:
             result.warnings.append(NO_ISOLATION_WARNING)
+        over_between = self._disk.take_exceeded() if self._disk else False
         if not self._session.alive:  # it died between runs (e.g. a background thread crashed it)
             self._restart()
             result.state_reset = True
-            result.warnings.append("the Python session had died since the last run and was restarted: "
-                                   "variables, imports and loaded data are gone")
+            result.warnings.append(
+                (f"the files under /sandbox grew past the sandbox's disk quota (sandbox.disk, "
+                 f"{describe_bytes(self.config.file_bytes)}) while no code ran, so " if over_between else "")
+                + "the Python session had died since the last run and was restarted: "
+                  "variables, imports and loaded data are gone")
         self._await_setup()
         outputs = self.work_dir / OUTPUTS_DIR
         before = work_folder.snapshot(outputs)
@@ -242,11 +281,13 @@ class LocalSandbox(Sandbox):
         oom_kills = self._cgroup.oom_kills() if self._cgroup else 0
         fork_refusals = self._pids_cgroup.refusals() if self._pids_cgroup else 0
         started = time.perf_counter()
-        quota = DiskWatch(self.work_dir, self._uploaded_bytes + self.config.file_bytes, self._interrupt_by_signal)
-        with quota:
+        self._cell_running = True
+        try:
             msg_id = self._session.send_execute(code)
             outcome = self._session.collect(msg_id, timeout, on_output, interrupt_grace=INTERRUPT_GRACE_S)
-        limit = describe_bytes(self.config.memory_bytes)
+        finally:
+            self._cell_running = False
+        limit, ram = describe_bytes(self.config.memory_bytes), describe_bytes(ram_limit(self.config.memory_bytes))
         gone = "variables, imports and loaded data are gone"
         if outcome.status == "died":
             oom = self._cgroup is not None and self._cgroup.oom_kills() > oom_kills
@@ -254,8 +295,10 @@ class LocalSandbox(Sandbox):
             self._restart()
             result.state_reset = True
             result.error = (
-                CodeError("MemoryError", f"the code used more than the sandbox's memory limit of {limit}, so the "
-                                         f"Python session was killed and restarted: {gone}", "")
+                CodeError("MemoryLimitKill", f"the sandbox's processes together (subprocesses and files in /tmp "
+                                             f"included) used more RAM than its limit of {ram} (sandbox.memory, "
+                                             f"{limit}, plus room for the interpreter), so the system killed the "
+                                             f"Python session, which was restarted: {gone}", "")
                 if oom else
                 CodeError("KernelDied", f"the Python session exited unexpectedly (exit code {exit_code}) and was "
                                         f"restarted: {gone}", "")
@@ -271,10 +314,11 @@ class LocalSandbox(Sandbox):
                                    "(variables defined before are kept)")
         elif outcome.status == "error":
             result.error = self._code_error(outcome.content, limit)
-        if quota.exceeded:
+        if self._disk is not None and self._disk.take_exceeded():
+            stopped = f"the Python session was restarted: {gone}" if result.state_reset else "the code was interrupted"
             result.error = CodeError("DiskQuotaExceeded", (
                 f"the files under /sandbox grew past the sandbox's disk quota (sandbox.disk, "
-                f"{describe_bytes(self.config.file_bytes)}), so the code was interrupted; delete files it no "
+                f"{describe_bytes(self.config.file_bytes)}), so {stopped}; delete files it no "
                 "longer needs before writing more"), result.error.traceback if result.error else "")
         if self._pids_cgroup is not None and self._pids_cgroup.refusals() > fork_refusals and not result.state_reset:
             # Processes past the cap may still be running (and forking): only a restart ends them all.
@@ -299,6 +343,24 @@ class LocalSandbox(Sandbox):
             self._warmup_id = None
             if warm and outcome.status in ("hung", "died"):
                 self._restart(warm=False)
+
+    def _on_disk_over(self, kill: bool) -> None:
+        if kill:
+            self._kill_by_signal()
+        else:
+            self._interrupt_by_signal()
+
+    def _kill_by_signal(self) -> None:
+        """SIGKILL to the kernel's processes, from the disk watcher's thread (the session's own
+        sockets are left to the run's thread, which then sees the kernel gone and restarts it)."""
+        proc = self._session.proc if self._session else None
+        if proc is None:
+            return
+        for pid in [proc.pid, *descendants(proc.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def _interrupt_by_signal(self) -> None:
         """SIGINT to the kernel process, from the disk watcher's thread (its ZeroMQ sockets are the
