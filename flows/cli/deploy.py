@@ -7,17 +7,16 @@ import shlex
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from flows.cli._errors import err_console, user_errors
+from flows.cli._console import console, warn
+from flows.cli._errors import user_errors
 from tasks.config import LoadedConfig, config_warnings
 
 DEFAULT_PATHS = [Path("configs")]
 _PATHS_HELP = "Analysis YAML files, or folders of them (their *.yaml/*.yml with a prompt or datasets key)."
 
-console = Console(highlight=False, soft_wrap=True)  # commands and paths whole, for copying
 
 
 def serve(
@@ -90,7 +89,7 @@ def _load(paths: list[Path] | None) -> list[LoadedConfig]:
     sandbox_cap(loaded)  # configs that disagree on the global cap: a ConfigError naming both, before any server
     for item in loaded:
         for warning in config_warnings(item.config):
-            err_console.print(Text.assemble(("warning: ", "yellow"), f"{item.path}: {warning}"))
+            warn(f"{item.path}: {warning}")
     return loaded
 
 

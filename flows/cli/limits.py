@@ -4,13 +4,12 @@ each deployment's limit on runs at once."""
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from flows.cli._console import console
 from flows.cli._errors import user_errors
 
 limits_app = typer.Typer(no_args_is_help=True)
-console = Console(highlight=False, soft_wrap=True)  # commands and paths whole, for copying
 
 
 @limits_app.command("set")

@@ -6,9 +6,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from flows.cli._console import console, error
 from flows.cli._errors import EXIT_FAILED, user_errors
 from tasks.config.schema import SandboxConfig, parse_duration
 from tasks.errors import ConfigError, Problem
@@ -18,7 +18,6 @@ sandboxes_app = typer.Typer(
     "DAYTONA_API_KEY (environment or .env), or --config to use an analysis config's sandbox settings.",
     no_args_is_help=True,
 )
-console = Console(highlight=False, soft_wrap=True)  # commands and paths whole, for copying
 
 CONFIG_OPTION = typer.Option(None, "--config", "-c", help="An analysis config whose sandbox.api_key_secret, "
                              "sandbox.target and .env to use.", dir_okay=False)
@@ -89,6 +88,6 @@ def cleanup(
         deleted, failures = delete_found(found)
     console.print(f"[green]Deleted {len(deleted)}.[/]")
     for failure in failures:
-        console.print(f"[red]error:[/] {failure}", soft_wrap=True)
+        error(failure)
     if failures:
         raise typer.Exit(EXIT_FAILED)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from flows import local_server
+from flows.cli._console import console
 from flows.cli._errors import EXIT_FAILED, user_errors
 
 server_app = typer.Typer(
@@ -16,7 +16,6 @@ server_app = typer.Typer(
     "when PREFECT_API_URL is not set.",
     no_args_is_help=True,
 )
-console = Console(highlight=False, soft_wrap=True)  # commands and paths whole, for copying
 
 _STYLE = {"running": "green", "unhealthy": "yellow", "stale": "yellow", "stopped": "dim"}
 _MEANING = {

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
-from flows.cli._errors import EXIT_FAILED, EXIT_OK, err_console, user_errors
+from flows.cli._console import console, err_console, error, warn
+from flows.cli._errors import EXIT_FAILED, EXIT_OK, user_errors
 from flows.cli.tables import print_dataset_report
 from tasks.config import config_warnings, load_config, parse_overrides
 from tasks.errors import DataError
@@ -21,18 +21,17 @@ def validate(
     """Check a config and its datasets. Exit 0: valid, 1: data invalid or unreadable, 2: config invalid."""
     from tasks.datasets import validate_dataset  # polars and pandera: only once the config is fine
 
-    console = Console(highlight=False)
     with user_errors():
         loaded = load_config(config, parse_overrides(set_))
         for warning in config_warnings(loaded.config):
-            err_console.print(Text.assemble(("warning: ", "yellow"), warning))
+            warn(warning)
         console.print(Text.assemble(("config ", "bold"), str(loaded.path), ("  ok", "green")))
         all_valid = True
         for dataset in loaded.config.datasets:  # every dataset, even after one fails
             try:
                 report = validate_dataset(dataset, loaded.base_dir)
             except DataError as exc:
-                err_console.print(Text.assemble(("error: ", "red"), str(exc)))
+                error(exc)
                 all_valid = False
                 continue
             print_dataset_report(console, report)
@@ -53,4 +52,4 @@ def infer_schema(
         print(text, end="" if text.endswith("\n") else "\n")
         return
     output.write_text(text, encoding="utf-8")
-    err_console.print(f"wrote {output}; review the checks, then point a dataset's `schema:` at it")
+    err_console.print(Text(f"wrote {output}; review the checks, then point a dataset's `schema:` at it"))
