@@ -6,9 +6,10 @@ which cut paths and links mid-word; long lines are left to the terminal instead.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -62,3 +63,11 @@ def print_fields(rows: Iterable[tuple[str, str | Text]], out: Console = console)
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)
+
+
+JSON_OPTION_HELP = "Print one JSON object instead of tables."
+
+
+def print_json(data: dict[str, Any]) -> None:
+    """The whole of stdout for --json: one object, for scripts (rich would wrap and style it)."""
+    print(json.dumps(data, indent=2, default=str))

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from flows.cli._console import console, error
+from flows.cli._console import JSON_OPTION_HELP, console, error, print_json
 from flows.cli._errors import EXIT_FAILED, user_errors
 from tasks.config.schema import SandboxConfig, parse_duration
 from tasks.errors import ConfigError, Problem
@@ -51,12 +51,20 @@ def _table(found: list, title: str) -> Table:
 
 
 @sandboxes_app.command("list")
-def list_sandboxes(config: Path | None = CONFIG_OPTION) -> None:
+def list_sandboxes(config: Path | None = CONFIG_OPTION,
+                   as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
     """List the live Daytona sandboxes created by this tool, oldest first."""
     from tasks.sandbox.daytona_cleanup import find_sandboxes
 
     with user_errors():
         found = find_sandboxes(_client(config))
+    if as_json:
+        print_json({"sandboxes": [
+            {"id": item.id, "state": item.state, "analysis": item.analysis, "flow_run": item.flow_run,
+             "created_at": item.created_at.isoformat() if item.created_at else None,
+             "age_seconds": int(age.total_seconds()) if (age := item.age()) is not None else None}
+            for item in found]})
+        return
     if not found:
         console.print("No Daytona sandboxes created by this tool.")
         return

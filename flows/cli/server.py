@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from flows import local_server
-from flows.cli._console import console
+from flows.cli._console import JSON_OPTION_HELP, console, print_json
 from flows.cli._errors import EXIT_FAILED, user_errors
 
 server_app = typer.Typer(
@@ -75,11 +75,16 @@ def stop() -> None:
 
 
 @server_app.command()
-def status() -> None:
+def status(as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
     """Show whether the local server runs, its URL, pid, database and log. Exit 1 unless running."""
     with user_errors():
         st = local_server.status()
-    _show(st)
-    _note_env_override()
+    if as_json:
+        print_json({"state": st.state, "url": st.url, "ui_url": st.ui_url, "pid": st.pid, "port": st.port,
+                    "database": str(st.db), "log": str(st.log), "note": st.note or None,
+                    "prefect_api_url_env": os.environ.get("PREFECT_API_URL") or None})
+    else:
+        _show(st)
+        _note_env_override()
     if not st.running:
         raise typer.Exit(EXIT_FAILED)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from flows.cli._console import console, err_console, error, warn
+from flows.cli._console import JSON_OPTION_HELP, console, err_console, error, print_json, warn
 from flows.cli._errors import EXIT_FAILED, EXIT_OK, user_errors
 from flows.cli.tables import print_dataset_report
 from tasks.config import config_warnings, load_config, parse_overrides
@@ -17,25 +17,36 @@ from tasks.errors import DataError
 def validate(
     config: Path = typer.Argument(..., help="The analysis YAML file."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set datasets.0.on_invalid=warn."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Check a config and its datasets. Exit 0: valid, 1: data invalid or unreadable, 2: config invalid."""
     from tasks.datasets import validate_dataset  # polars and pandera: only once the config is fine
 
     with user_errors():
         loaded = load_config(config, parse_overrides(set_))
-        for warning in config_warnings(loaded.config):
+        warnings = config_warnings(loaded.config)
+        for warning in warnings:
             warn(warning)
-        console.print(Text.assemble(("config ", "bold"), str(loaded.path), ("  ok", "green")))
+        if not as_json:
+            console.print(Text.assemble(("config ", "bold"), str(loaded.path), ("  ok", "green")))
         all_valid = True
+        datasets: list[dict] = []
         for dataset in loaded.config.datasets:  # every dataset, even after one fails
             try:
                 report = validate_dataset(dataset, loaded.base_dir)
             except DataError as exc:
                 error(exc)
+                datasets.append({"name": dataset.name, "valid": False, "error": str(exc)})
                 all_valid = False
                 continue
-            print_dataset_report(console, report)
+            if as_json:
+                datasets.append(report.to_dict())
+            else:
+                print_dataset_report(console, report)
             all_valid &= report.valid
+    if as_json:
+        print_json({"config": str(loaded.path), "valid": all_valid, "datasets": datasets,
+                    "warnings": warnings})
     raise typer.Exit(EXIT_OK if all_valid else EXIT_FAILED)
 
 

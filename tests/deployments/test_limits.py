@@ -3,6 +3,8 @@ the run's slot, `analyst limits`, and `concurrency.sandboxes` applied by `analys
 
 from __future__ import annotations
 
+import json
+
 import logging
 import threading
 from collections.abc import Iterator
@@ -91,6 +93,9 @@ def test_limits_set_show_remove(prefect_api, cli, no_limit_after) -> None:
     assert shown.exit_code == 0
     [row] = [line for line in shown.output.splitlines() if line.startswith("sandboxes")]
     assert row.split()[-2:] == ["2", "0"]  # at most, in use
+    [listed] = [limit for limit in json.loads(cli("limits", "show", "--json").stdout)["limits"]
+                if limit["name"] == SANDBOX_LIMIT]
+    assert (listed["limit"], listed["active"], listed["in_use"]) == (2, True, 0)
     removed = cli("limits", "remove", SANDBOX_LIMIT)
     assert "sandboxes: removed (it was 2); not capped any more." in removed.output
     assert read_limit_state(SANDBOX_LIMIT) is None

@@ -155,3 +155,23 @@ def test_run_prints_a_folder_with_brackets_whole(cli, prefect_api, tmp_path) -> 
     report = next(line.removeprefix("report: ") for line in lines if line.startswith("report: "))
     assert Path(report).is_file()
     assert any(line.startswith("Prefect UI: http") and line.count("/") >= 6 for line in lines)
+
+
+def test_validate_json(cli, broken_demo) -> None:
+    result = cli("validate", broken_demo, "--json")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["config"] == str(broken_demo) and summary["valid"] is False
+    [dataset] = summary["datasets"]
+    assert dataset["rows"] == 14620 and dataset["failure_count"] == 2
+    assert {f["failure_case"] for f in dataset["failures"]} == {"maybe", "mocha"}
+
+
+def test_server_status_json(cli, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ANALYST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    result = cli("server", "status", "--json")
+    assert result.exit_code == 1  # not running
+    status = json.loads(result.stdout)
+    assert status["state"] == "stopped" and status["pid"] is None
+    assert status["database"].startswith(str(tmp_path / "home"))
