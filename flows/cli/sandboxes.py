@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from flows.cli._console import JSON_OPTION_HELP, console, error, print_json
+from flows.cli._console import JSON_OPTION_HELP, console, error, print_json, printable
 from flows.cli._errors import EXIT_FAILED, user_errors
 from tasks.config.schema import SandboxConfig, parse_duration
 from tasks.errors import ConfigError, Problem
@@ -46,7 +47,9 @@ def _table(found: list, title: str) -> Table:
         table.add_column(heading, overflow="fold")
     for item in found:
         created = item.created_at.strftime("%Y-%m-%d %H:%M") if item.created_at else "?"
-        table.add_row(item.id, item.state, item.analysis or "-", item.flow_run or "-", created, _age(item.age()))
+        # Labels and states come from the Daytona API: text, never markup or escape sequences.
+        table.add_row(*(Text(printable(v)) for v in (item.id, item.state, item.analysis or "-", item.flow_run or "-")),
+                      created, _age(item.age()))
     return table
 
 
