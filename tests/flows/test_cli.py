@@ -175,3 +175,21 @@ def test_server_status_json(cli, tmp_path, monkeypatch) -> None:
     status = json.loads(result.stdout)
     assert status["state"] == "stopped" and status["pid"] is None
     assert status["database"].startswith(str(tmp_path / "home"))
+
+
+def test_run_summary_outside_a_terminal_keeps_paths_and_links_whole(monkeypatch, tmp_path) -> None:
+    from io import StringIO
+
+    from flows.cli._console import console
+    from flows.cli.run import _print_summary
+
+    out = StringIO()  # not a terminal, as a CI log or a pipe
+    monkeypatch.setattr(console, "_file", out)
+    monkeypatch.setattr(console, "width", 40)
+    run_dir = tmp_path / ("a-long-folder-name-" * 4)
+    ui_url = "http://127.0.0.1:4200/v2/runs/flow-run/535bdd7b-404e-476d-aa25-025b35ac9dbc"
+    _print_summary(console, {"status": "completed", "report": str(run_dir / "report.md"), "run_dir": str(run_dir),
+                             "ui_url": ui_url, "iterations": 6})
+    lines = out.getvalue().splitlines()
+    assert lines == ["status: completed", f"report: {run_dir / 'report.md'}", f"run folder: {run_dir}",
+                     f"Prefect UI: {ui_url}", "iterations: 6"]
