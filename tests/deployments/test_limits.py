@@ -120,7 +120,7 @@ def test_deploy_applies_the_configs_sandbox_cap(prefect_api, cli, tmp_path, no_l
     result = cli("deploy", config)
     assert result.exit_code == 0, result.output
     assert f"Sandboxes (all analyses): at most 4 at once, from concurrency.sandboxes in {config}." in result.output
-    assert "runs at once  2; more wait" in result.output
+    assert "runs at once: 2; more wait" in result.output  # not a terminal: plain key: value lines
     assert read_limit_state(SANDBOX_LIMIT).limit == 4
     assert "at most 4 at once (unchanged)" in cli("deploy", config).output
 
