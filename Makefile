@@ -28,7 +28,10 @@ define apt_install
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing$$missing..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	    log=$$(mktemp); \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } >$$log 2>&1 \
+	      || { cat $$log; rm -f $$log; echo "apt-get could not install$$missing (its output is above)"; exit 1; }; \
+	    rm -f $$log; \
 	  else \
 	    echo "Missing Debian packages:$$missing. Install them with:  sudo apt-get install$$missing"; $(2); \
 	  fi; \

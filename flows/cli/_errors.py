@@ -10,15 +10,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import typer
-from rich.console import Console
-from rich.text import Text
-
+from flows.cli._console import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, err_console, error, fail
 from tasks.errors import AnalystError, ConfigError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
-
-err_console = Console(stderr=True, highlight=False)
+__all__ = ["EXIT_BAD_CONFIG", "EXIT_FAILED", "EXIT_OK", "user_errors"]
 
 
 @contextmanager
@@ -28,11 +23,10 @@ def user_errors() -> Iterator[None]:
     except AnalystError as exc:
         if os.environ.get("ANALYST_DEBUG"):
             raise
-        lines = [str(p) for p in exc.problems] if isinstance(exc, ConfigError) else [str(exc)]
-        for line in lines:
-            # Text, not markup: messages hold key paths such as datasets[0] that rich would eat.
-            err_console.print(Text.assemble(("error: ", "red"), line), soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED) from None
+        *first, last = [str(p) for p in exc.problems] if isinstance(exc, ConfigError) else [str(exc)]
+        for line in first:
+            error(line)
+        fail(last, EXIT_BAD_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

@@ -7,17 +7,15 @@ import shlex
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from flows.cli._errors import err_console, user_errors
+from flows.cli._console import console, print_fields, warn
+from flows.cli._errors import user_errors
 from tasks.config import LoadedConfig, config_warnings
 
 DEFAULT_PATHS = [Path("configs")]
 _PATHS_HELP = "Analysis YAML files, or folders of them (their *.yaml/*.yml with a prompt or datasets key)."
 
-console = Console(highlight=False, soft_wrap=True)  # commands and paths whole, for copying
 
 
 def serve(
@@ -90,7 +88,7 @@ def _load(paths: list[Path] | None) -> list[LoadedConfig]:
     sandbox_cap(loaded)  # configs that disagree on the global cap: a ConfigError naming both, before any server
     for item in loaded:
         for warning in config_warnings(item.config):
-            err_console.print(Text.assemble(("warning: ", "yellow"), f"{item.path}: {warning}"))
+            warn(f"{item.path}: {warning}")
     return loaded
 
 
@@ -151,16 +149,14 @@ def _print_deployments(loaded: list[LoadedConfig], ids: list, api_url: str, run_
     # The deployment page sits beside the flow-run pages (self-hosted /v2, Cloud, PREFECT_UI_URL).
     ui_base = flow_run_url(api_url, "-").removesuffix("/runs/flow-run/-")
     for item, deployment_id in zip(loaded, ids):
-        table = Table(show_header=False, box=None, pad_edge=False)
-        table.add_column(style="bold")
-        table.add_column(overflow="fold")  # commands and links whole, never cut
-        table.add_row("deployment", f"analyze/{item.config.name}")
-        table.add_row("config", str(item.path))
-        table.add_row("schedule", describe_schedule(item.config.schedule))
         runs = item.config.concurrency
-        table.add_row("runs at once", f"{runs.runs}; more {'wait' if runs.when_busy == 'wait' else 'are cancelled'} "
-                      "(concurrency.runs, concurrency.when_busy)")
-        table.add_row("run now", f"{run_prefix}prefect deployment run analyze/{item.config.name}")
-        table.add_row("Prefect UI", f"{ui_base}/deployments/deployment/{deployment_id}")
-        console.print(table)
+        print_fields([
+            ("deployment", f"analyze/{item.config.name}"),
+            ("config", str(item.path)),
+            ("schedule", describe_schedule(item.config.schedule)),
+            ("runs at once", f"{runs.runs}; more {'wait' if runs.when_busy == 'wait' else 'are cancelled'} "
+                             "(concurrency.runs, concurrency.when_busy)"),
+            ("run now", f"{run_prefix}prefect deployment run analyze/{item.config.name}"),
+            ("Prefect UI", f"{ui_base}/deployments/deployment/{deployment_id}"),
+        ])
         console.print()

@@ -4,13 +4,12 @@ each deployment's limit on runs at once."""
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from flows.cli._console import JSON_OPTION_HELP, console, print_json
 from flows.cli._errors import user_errors
 
 limits_app = typer.Typer(no_args_is_help=True)
-console = Console(highlight=False, soft_wrap=True)  # commands and paths whole, for copying
 
 
 @limits_app.command("set")
@@ -44,7 +43,7 @@ def remove(name: str = typer.Argument(..., help="The limit: sandboxes.")) -> Non
 
 
 @limits_app.command("show")
-def show() -> None:
+def show(as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
     """The sandbox cap and each analysis deployment's limit on runs at once, with the slots in use."""
     from deployments import KNOWN_LIMITS, deployment_names, read_all_limits
 
@@ -52,6 +51,15 @@ def show() -> None:
         _connect()
         limits = {state.name: state for state in read_all_limits()}
         deployments = deployment_names()
+    if as_json:
+        print_json({
+            "limits": [{"name": name, "what": what, "limit": s.limit if (s := limits.get(name)) else None,
+                        "active": bool(s and s.active), "in_use": s.in_use if s else None}
+                       for name, what in KNOWN_LIMITS.items()],
+            "deployments": [{"deployment": deployments[name], "runs_at_once": state.limit, "in_use": state.in_use}
+                            for name, state in limits.items() if name in deployments],
+        })
+        return
     table = Table(box=None, pad_edge=False)
     for column in ("limit", "what", "at most", "in use"):
         table.add_column(column, justify="right" if column in ("at most", "in use") else "left")

@@ -9,9 +9,10 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
-from flows.cli._errors import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, err_console, user_errors
+from flows.cli._console import console, print_fields, printable, warn
+from flows.cli._errors import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, user_errors
 from flows.cli.cancel_watch import CANCELLED_MESSAGE, CancelWatch
 from flows.cli.progress import LiveProgress
 from tasks.config import config_warnings, load_config, parse_overrides
@@ -29,7 +30,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of progress."),
 ) -> None:
     """Run an analysis: validate the data, run Claude's loop in a sandbox, write the report."""
-    console = Console(stderr=as_json, quiet=as_json, highlight=False)
+    shown = Console(quiet=True) if as_json else console  # --json: stdout holds the JSON object alone
     # Our progress and summary replace Prefect's console logs (a failed task logs its traceback at
     # ERROR); they still reach the server and its UI. Set before prefect is imported (loading a
     # config with a schedule imports it).
@@ -39,7 +40,7 @@ def run(
         overrides = parse_overrides(set_)
         loaded = load_config(config, overrides)  # fail fast, before any server or flow run exists
         for warning in config_warnings(loaded.config):
-            err_console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
+            warn(warning)
         if replay is not None and not replay.is_file():
             raise typer.BadParameter(f"no such transcript: {replay}", param_hint="--replay")
         if resume is not None:  # the cheap checks before any server or flow run; the flow checks the rest
@@ -57,7 +58,7 @@ def run(
         analyze = analyze.with_options(retries=loaded.config.retries,
                                        retry_delay_seconds=loaded.config.retry_delay_seconds)
 
-        progress = LiveProgress(console, loaded.config.name, loaded.config.model.max_iterations)
+        progress = LiveProgress(shown, loaded.config.name, loaded.config.model.max_iterations)
         result: dict[str, Any] | None = None
         error: BaseException | None = None
         watch = CancelWatch(lambda: progress.flow_run_id)  # no Prefect runner here to act on a cancellation
@@ -98,9 +99,8 @@ def _warn_if_still_running(flow_run_id: str | None) -> None:
     except Exception:  # noqa: BLE001 - a run from another server, or none: nothing to say
         return
     if state is not None and state.is_running():
-        err_console.print(f"[yellow]warning:[/] flow run {flow_run_id} of that folder is still Running on the Prefect "
-                          "server: if its process is alive, stop it first, or both runs will go on", markup=True,
-                          highlight=False)
+        warn(f"flow run {flow_run_id} of that folder is still Running on the Prefect server: if its process is "
+             "alive, stop it first, or both runs will go on")
 
 
 def _is_user_error(error: BaseException) -> bool:
@@ -161,29 +161,27 @@ def _print_data_failures(console: Console, error: BaseException | None) -> None:
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     status = summary.get("status", "failed")
     colour = "green" if status == "completed" else ("yellow" if status in COMPLETE else "red")
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")  # links and paths whole, never cut with an ellipsis
-    table.add_row("status", f"[{colour}]{status}[/] {summary.get('detail') or ''}".rstrip())
+    rows: list[tuple[str, str | Text]] = [
+        ("status", Text.assemble((status, colour), f" {summary.get('detail') or ''}".rstrip()))]
     if summary.get("error"):
-        table.add_row("error", summary["error"])
+        rows.append(("error", printable(summary["error"])))  # may quote the sandbox's or the model's text
     if summary.get("report"):
-        table.add_row("report", summary["report"])
+        rows.append(("report", summary["report"]))
     if summary.get("charts"):
-        table.add_row("charts", f"{len(summary['charts'])} in {Path(summary['run_dir']) / 'charts'}")
+        rows.append(("charts", f"{len(summary['charts'])} in {Path(summary['run_dir']) / 'charts'}"))
     if summary.get("run_dir"):
-        table.add_row("run folder", str(summary["run_dir"]))
+        rows.append(("run folder", str(summary["run_dir"])))
     if summary.get("ui_url"):
-        table.add_row("Prefect UI", summary["ui_url"])
+        rows.append(("Prefect UI", summary["ui_url"]))
     if summary.get("iterations") is not None:
-        table.add_row("iterations", str(summary["iterations"]))
+        rows.append(("iterations", str(summary["iterations"])))
     usage = summary.get("usage")
     if summary.get("replayed"):
-        table.add_row("model", f"replayed from {summary['replayed']} (no model called, no cost)")
+        rows.append(("model", f"replayed from {summary['replayed']} (no model called, no cost)"))
     elif usage:
         cost = summary.get("cost_usd")
         tokens = f"{usage['input_tokens']:,} in, {usage['output_tokens']:,} out, " \
                  f"{usage['cache_read_input_tokens']:,} cache read, {usage['cache_creation_input_tokens']:,} cache write"
-        table.add_row("tokens", tokens)
-        table.add_row("cost", "unknown (model not priced)" if cost is None else f"${cost:.4f}")
-    console.print(table)
+        rows.append(("tokens", tokens))
+        rows.append(("cost", "unknown (model not priced)" if cost is None else f"${cost:.4f}"))
+    print_fields(rows, console)

@@ -6,9 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from flows.cli._console import JSON_OPTION_HELP, console, error, print_json, printable
 from flows.cli._errors import EXIT_FAILED, user_errors
 from tasks.config.schema import SandboxConfig, parse_duration
 from tasks.errors import ConfigError, Problem
@@ -18,7 +19,6 @@ sandboxes_app = typer.Typer(
     "DAYTONA_API_KEY (environment or .env), or --config to use an analysis config's sandbox settings.",
     no_args_is_help=True,
 )
-console = Console(highlight=False, soft_wrap=True)  # commands and paths whole, for copying
 
 CONFIG_OPTION = typer.Option(None, "--config", "-c", help="An analysis config whose sandbox.api_key_secret, "
                              "sandbox.target and .env to use.", dir_okay=False)
@@ -47,17 +47,27 @@ def _table(found: list, title: str) -> Table:
         table.add_column(heading, overflow="fold")
     for item in found:
         created = item.created_at.strftime("%Y-%m-%d %H:%M") if item.created_at else "?"
-        table.add_row(item.id, item.state, item.analysis or "-", item.flow_run or "-", created, _age(item.age()))
+        # Labels and states come from the Daytona API: text, never markup or escape sequences.
+        table.add_row(*(Text(printable(v)) for v in (item.id, item.state, item.analysis or "-", item.flow_run or "-")),
+                      created, _age(item.age()))
     return table
 
 
 @sandboxes_app.command("list")
-def list_sandboxes(config: Path | None = CONFIG_OPTION) -> None:
+def list_sandboxes(config: Path | None = CONFIG_OPTION,
+                   as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
     """List the live Daytona sandboxes created by this tool, oldest first."""
     from tasks.sandbox.daytona_cleanup import find_sandboxes
 
     with user_errors():
         found = find_sandboxes(_client(config))
+    if as_json:
+        print_json({"sandboxes": [
+            {"id": item.id, "state": item.state, "analysis": item.analysis, "flow_run": item.flow_run,
+             "created_at": item.created_at.isoformat() if item.created_at else None,
+             "age_seconds": int(age.total_seconds()) if (age := item.age()) is not None else None}
+            for item in found]})
+        return
     if not found:
         console.print("No Daytona sandboxes created by this tool.")
         return
@@ -89,6 +99,6 @@ def cleanup(
         deleted, failures = delete_found(found)
     console.print(f"[green]Deleted {len(deleted)}.[/]")
     for failure in failures:
-        console.print(f"[red]error:[/] {failure}", soft_wrap=True)
+        error(failure)
     if failures:
         raise typer.Exit(EXIT_FAILED)

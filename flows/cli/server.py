@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from flows import local_server
+from flows.cli._console import JSON_OPTION_HELP, console, print_fields, print_json
 from flows.cli._errors import EXIT_FAILED, user_errors
 
 server_app = typer.Typer(
@@ -16,7 +16,6 @@ server_app = typer.Typer(
     "when PREFECT_API_URL is not set.",
     no_args_is_help=True,
 )
-console = Console(highlight=False, soft_wrap=True)  # commands and paths whole, for copying
 
 _STYLE = {"running": "green", "unhealthy": "yellow", "stale": "yellow", "stopped": "dim"}
 _MEANING = {
@@ -26,23 +25,18 @@ _MEANING = {
 
 
 def _show(st: local_server.ServerStatus) -> None:
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    state = f"[{_STYLE[st.state]}]{st.state}[/]"
+    state = Text(st.state, style=_STYLE[st.state])
     if st.state in _MEANING:
-        state += f" [dim]({_MEANING[st.state]})[/]"
-    table.add_row("state", state)
+        state.append(f" ({_MEANING[st.state]})", style="dim")
+    rows: list[tuple[str, str | Text]] = [("state", state)]
     if st.url:
-        table.add_row("UI", st.ui_url)
-        table.add_row("API", st.url)
+        rows += [("UI", st.ui_url), ("API", st.url)]
     if st.pid:
-        table.add_row("pid", str(st.pid))
-    table.add_row("database", str(st.db))
-    table.add_row("log", str(st.log))
+        rows.append(("pid", str(st.pid)))
+    rows += [("database", str(st.db)), ("log", str(st.log))]
     if st.note:
-        table.add_row("note", f"[yellow]{st.note}[/]")
-    console.print(table)
+        rows.append(("note", Text(st.note, style="yellow")))
+    print_fields(rows)
 
 
 def _note_env_override() -> None:
@@ -76,11 +70,16 @@ def stop() -> None:
 
 
 @server_app.command()
-def status() -> None:
+def status(as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
     """Show whether the local server runs, its URL, pid, database and log. Exit 1 unless running."""
     with user_errors():
         st = local_server.status()
-    _show(st)
-    _note_env_override()
+    if as_json:
+        print_json({"state": st.state, "url": st.url, "ui_url": st.ui_url, "pid": st.pid, "port": st.port,
+                    "database": str(st.db), "log": str(st.log), "note": st.note or None,
+                    "prefect_api_url_env": os.environ.get("PREFECT_API_URL") or None})
+    else:
+        _show(st)
+        _note_env_override()
     if not st.running:
         raise typer.Exit(EXIT_FAILED)

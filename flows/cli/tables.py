@@ -6,9 +6,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from flows.cli._console import printable
 from tasks.datasets import DatasetReport
 
 MAX_COLUMNS_SHOWN = 40  # a wide file (thousands of columns) gets a summary, not a line per column
+
+
+def _cell(value: object) -> Text:
+    """A value from the data (untrusted): never read as markup, never an escape sequence."""
+    return Text(printable(value))
 
 
 def print_dataset_report(console: Console, report: DatasetReport) -> None:
@@ -21,16 +27,16 @@ def print_dataset_report(console: Console, report: DatasetReport) -> None:
         summary.add_column(heading)
     shown = report.columns[:MAX_COLUMNS_SHOWN]
     for column in shown:
-        summary.add_row(column, report.dtypes.get(column, ""), f"{report.null_counts.get(column, 0):,}")
+        summary.add_row(_cell(column), report.dtypes.get(column, ""), f"{report.null_counts.get(column, 0):,}")
     if hidden := len(report.columns) - len(shown):
         summary.add_row(f"... {hidden:,} more columns", "", "")
     console.print(summary)
     if report.head and not hidden:
         head = Table(title=f"first {len(report.head)} rows", title_justify="left")
         for column in report.columns:
-            head.add_column(column, overflow="fold")
+            head.add_column(_cell(column), overflow="fold")
         for row in report.head:
-            head.add_row(*(row.get(c, "") for c in report.columns))
+            head.add_row(*(_cell(row.get(c, "")) for c in report.columns))
         console.print(head)
     if not report.valid:
         shown = len(report.failures)
@@ -39,14 +45,14 @@ def print_dataset_report(console: Console, report: DatasetReport) -> None:
         for heading in ("row", "column", "check", "failure case"):
             failures.add_column(heading, overflow="fold")
         for failure in report.failures:
-            failures.add_row("-" if failure.row is None else str(failure.row), failure.column or "(table)",
-                             failure.check, "null" if failure.failure_case is None else failure.failure_case)
+            failures.add_row("-" if failure.row is None else str(failure.row), _cell(failure.column or "(table)"),
+                             _cell(failure.check), "null" if failure.failure_case is None else _cell(failure.failure_case))
         console.print(failures)
         by_check = Table(title="failing checks", title_justify="left")
         for heading in ("column", "check", "rows"):
             by_check.add_column(heading)
         for count in report.failures_by_check:
-            by_check.add_row(count.column or "(table)", count.check, f"{count.count:,}")
+            by_check.add_row(_cell(count.column or "(table)"), _cell(count.check), f"{count.count:,}")
         console.print(by_check)
     for note in report.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
+        console.print(Text(f"note: {printable(note)}", style="yellow"))

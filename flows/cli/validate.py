@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
-from flows.cli._errors import EXIT_FAILED, EXIT_OK, err_console, user_errors
+from flows.cli._console import JSON_OPTION_HELP, console, err_console, error, print_json, warn
+from flows.cli._errors import EXIT_FAILED, EXIT_OK, user_errors
 from flows.cli.tables import print_dataset_report
 from tasks.config import config_warnings, load_config, parse_overrides
 from tasks.errors import DataError
@@ -17,26 +17,36 @@ from tasks.errors import DataError
 def validate(
     config: Path = typer.Argument(..., help="The analysis YAML file."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set datasets.0.on_invalid=warn."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Check a config and its datasets. Exit 0: valid, 1: data invalid or unreadable, 2: config invalid."""
     from tasks.datasets import validate_dataset  # polars and pandera: only once the config is fine
 
-    console = Console(highlight=False)
     with user_errors():
         loaded = load_config(config, parse_overrides(set_))
-        for warning in config_warnings(loaded.config):
-            err_console.print(Text.assemble(("warning: ", "yellow"), warning))
-        console.print(Text.assemble(("config ", "bold"), str(loaded.path), ("  ok", "green")))
+        warnings = config_warnings(loaded.config)
+        for warning in warnings:
+            warn(warning)
+        if not as_json:
+            console.print(Text.assemble(("config ", "bold"), str(loaded.path), ("  ok", "green")))
         all_valid = True
+        datasets: list[dict] = []
         for dataset in loaded.config.datasets:  # every dataset, even after one fails
             try:
                 report = validate_dataset(dataset, loaded.base_dir)
             except DataError as exc:
-                err_console.print(Text.assemble(("error: ", "red"), str(exc)))
+                error(exc)
+                datasets.append({"name": dataset.name, "valid": False, "error": str(exc)})
                 all_valid = False
                 continue
-            print_dataset_report(console, report)
+            if as_json:
+                datasets.append(report.to_dict())
+            else:
+                print_dataset_report(console, report)
             all_valid &= report.valid
+    if as_json:
+        print_json({"config": str(loaded.path), "valid": all_valid, "datasets": datasets,
+                    "warnings": warnings})
     raise typer.Exit(EXIT_OK if all_valid else EXIT_FAILED)
 
 
@@ -53,4 +63,4 @@ def infer_schema(
         print(text, end="" if text.endswith("\n") else "\n")
         return
     output.write_text(text, encoding="utf-8")
-    err_console.print(f"wrote {output}; review the checks, then point a dataset's `schema:` at it")
+    err_console.print(Text(f"wrote {output}; review the checks, then point a dataset's `schema:` at it"))

@@ -92,7 +92,7 @@ def schema_from_mapping(mapping: Any, *, dataset: str, source: str) -> pap.DataF
 
     if not isinstance(mapping, Mapping) or not mapping.get("columns"):
         raise fail("expected pandera's schema YAML: a mapping with 'columns' (draft one with "
-                   "`analyst infer-schema DATA -o FILE`)")
+                   "`analyst infer-schema DATA -o FILE`, or pandera's DataFrameSchema.to_yaml())")
     try:
         if mapping.get("schema_type") == "polars_dataframe":
             schema = polars_io.deserialize_schema(copy.deepcopy(dict(mapping)))

@@ -3,6 +3,8 @@ the run's slot, `analyst limits`, and `concurrency.sandboxes` applied by `analys
 
 from __future__ import annotations
 
+import json
+
 import logging
 import threading
 from collections.abc import Iterator
@@ -91,6 +93,9 @@ def test_limits_set_show_remove(prefect_api, cli, no_limit_after) -> None:
     assert shown.exit_code == 0
     [row] = [line for line in shown.output.splitlines() if line.startswith("sandboxes")]
     assert row.split()[-2:] == ["2", "0"]  # at most, in use
+    [listed] = [limit for limit in json.loads(cli("limits", "show", "--json").stdout)["limits"]
+                if limit["name"] == SANDBOX_LIMIT]
+    assert (listed["limit"], listed["active"], listed["in_use"]) == (2, True, 0)
     removed = cli("limits", "remove", SANDBOX_LIMIT)
     assert "sandboxes: removed (it was 2); not capped any more." in removed.output
     assert read_limit_state(SANDBOX_LIMIT) is None
@@ -115,7 +120,7 @@ def test_deploy_applies_the_configs_sandbox_cap(prefect_api, cli, tmp_path, no_l
     result = cli("deploy", config)
     assert result.exit_code == 0, result.output
     assert f"Sandboxes (all analyses): at most 4 at once, from concurrency.sandboxes in {config}." in result.output
-    assert "runs at once  2; more wait" in result.output
+    assert "runs at once: 2; more wait" in result.output  # not a terminal: plain key: value lines
     assert read_limit_state(SANDBOX_LIMIT).limit == 4
     assert "at most 4 at once (unchanged)" in cli("deploy", config).output
 

@@ -90,3 +90,106 @@ def test_run_with_invalid_data_exits_1_with_the_failure_table(cli, prefect_api, 
     result = cli("run", broken_demo, "--replay", TRANSCRIPT, "--set", f"outputs.dir={tmp_path}")
     assert result.exit_code == 1
     assert "mocha" in result.output and "data invalid" in result.output
+
+
+# What a model, a sandbox or a data file can send to the operator's terminal: a clipboard write, a screen
+# clear, a window title, a bidi override, and brackets that rich would read as markup.
+HOSTILE = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\x1b]0;pwned\x07\u202e[/x] [old] df[[\"a\"]]\r"
+
+
+def test_progress_strips_terminal_escapes_and_never_reads_markup(tmp_path) -> None:
+    from io import StringIO
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from flows.cli.progress import LiveProgress
+    from tasks.agent import events
+
+    out = StringIO()
+    progress = LiveProgress(Console(file=out, width=200, soft_wrap=True), "demo", 3)
+    run_dir = str(tmp_path / "[/x] out [old]")
+    turn = SimpleNamespace(usage=SimpleNamespace(total_tokens=0), cost_usd=None, tool_calls=[1])
+    cell = SimpleNamespace(charts=[], error={"name": "Err\x1b[31m", "message": HOSTILE}, timed_out=False,
+                           duration_s=0.1)
+    with events.listening(progress._on_event):
+        events.emit("started", {"flow_run_id": "f", "run_dir": run_dir})
+        events.emit("model_turn", {"iteration": 1, "turn": turn, "text": HOSTILE + "\nmore"})
+        events.emit("code_done", {"iteration": 1, "cell": cell})
+    printed = out.getvalue()
+    assert f"run folder {run_dir}" in printed
+    assert "[/x] [old] df[[\"a\"]]" in printed and "Err:" in printed
+    assert not any(c in printed for c in "\x1b\x07\r\u202e"), repr(printed)
+
+
+def test_a_failing_listener_never_fails_the_run() -> None:
+    from tasks.agent import events
+
+    seen = []
+
+    def broken(kind, data):
+        raise ValueError("display broke")
+
+    with events.listening(broken), events.listening(lambda kind, data: seen.append(kind)):
+        events.emit("started", {})
+    assert seen == ["started"]  # the listeners after the failing one still hear it
+
+
+def test_validate_shows_hostile_data_as_text(cli, broken_demo) -> None:
+    data = broken_demo.parent / "data" / "retail_sales.csv"
+    data.write_text(data.read_text().replace("mocha", "mo[/x]cha\x1b]52;c;eA==\x07\x1b[2J"))
+    result = cli("validate", broken_demo)
+    assert result.exit_code == 1, result.output
+    assert "mo[/x]cha" in result.output and "\x1b" not in result.output
+
+
+@pytest.mark.slow
+def test_run_prints_a_folder_with_brackets_whole(cli, prefect_api, tmp_path) -> None:
+    outputs = tmp_path / "[/x] runs [old]"
+    result = cli("run", DEMO, "--replay", TRANSCRIPT, "--set", f"outputs.dir={outputs}")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    # Not a terminal: plain "key: value" lines, each path and link whole on its line.
+    folder = next(line.removeprefix("run folder: ") for line in lines if line.startswith("run folder: "))
+    assert folder.startswith(str(outputs)) and Path(folder).is_dir()
+    report = next(line.removeprefix("report: ") for line in lines if line.startswith("report: "))
+    assert Path(report).is_file()
+    assert any(line.startswith("Prefect UI: http") and line.count("/") >= 6 for line in lines)
+
+
+def test_validate_json(cli, broken_demo) -> None:
+    result = cli("validate", broken_demo, "--json")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["config"] == str(broken_demo) and summary["valid"] is False
+    [dataset] = summary["datasets"]
+    assert dataset["rows"] == 14620 and dataset["failure_count"] == 2
+    assert {f["failure_case"] for f in dataset["failures"]} == {"maybe", "mocha"}
+
+
+def test_server_status_json(cli, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ANALYST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    result = cli("server", "status", "--json")
+    assert result.exit_code == 1  # not running
+    status = json.loads(result.stdout)
+    assert status["state"] == "stopped" and status["pid"] is None
+    assert status["database"].startswith(str(tmp_path / "home"))
+
+
+def test_run_summary_outside_a_terminal_keeps_paths_and_links_whole(monkeypatch, tmp_path) -> None:
+    from io import StringIO
+
+    from flows.cli._console import console
+    from flows.cli.run import _print_summary
+
+    out = StringIO()  # not a terminal, as a CI log or a pipe
+    monkeypatch.setattr(console, "_file", out)
+    monkeypatch.setattr(console, "width", 40)
+    run_dir = tmp_path / ("a-long-folder-name-" * 4)
+    ui_url = "http://127.0.0.1:4200/v2/runs/flow-run/535bdd7b-404e-476d-aa25-025b35ac9dbc"
+    _print_summary(console, {"status": "completed", "report": str(run_dir / "report.md"), "run_dir": str(run_dir),
+                             "ui_url": ui_url, "iterations": 6})
+    lines = out.getvalue().splitlines()
+    assert lines == ["status: completed", f"report: {run_dir / 'report.md'}", f"run folder: {run_dir}",
+                     f"Prefect UI: {ui_url}", "iterations: 6"]

@@ -175,6 +175,8 @@ def test_cli_lists_and_cleans_up_only_this_tools_sandboxes(daytona_api, monkeypa
     listed = runner.invoke(app, ["sandboxes", "list"])
     assert listed.exit_code == 0 and ours.sandbox_id in listed.output and foreign.id not in listed.output
     assert "weekly-sales" in listed.output
+    listed_json = json.loads(runner.invoke(app, ["sandboxes", "list", "--json"]).stdout)
+    assert [(s["id"], s["analysis"]) for s in listed_json["sandboxes"]] == [(ours.sandbox_id, "weekly-sales")]
     young = runner.invoke(app, ["sandboxes", "cleanup"])  # default --older-than 1h: just created, kept
     assert young.exit_code == 0 and "No Daytona sandboxes" in young.output
     dry = runner.invoke(app, ["sandboxes", "cleanup", "--older-than", "0s", "--dry-run"])
