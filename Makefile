@@ -22,9 +22,10 @@ $(STAMP): pyproject.toml
 	fi
 	@touch $@
 
-# apt-install the Debian packages that provide commands, when missing: $(call apt_install,COMMAND PACKAGE ...)
+# apt-install the Debian packages that provide commands (or shared libraries, named by their soname), when
+# missing: $(call apt_install,COMMAND PACKAGE ...)
 define apt_install
-	@missing=""; set -- $(1); while [ $$# -gt 1 ]; do command -v $$1 >/dev/null 2>&1 || [ -x "$$(ls -d /usr/lib/postgresql/*/bin/$$1 2>/dev/null | tail -1)" ] || missing="$$missing $$2"; shift 2; done; \
+	@missing=""; set -- $(1); while [ $$# -gt 1 ]; do command -v $$1 >/dev/null 2>&1 || ldconfig -p 2>/dev/null | grep -qF "$$1 (" || [ -x "$$(ls -d /usr/lib/postgresql/*/bin/$$1 2>/dev/null | tail -1)" ] || missing="$$missing $$2"; shift 2; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing$$missing..."; \
@@ -38,8 +39,9 @@ define apt_install
 	fi
 endef
 
+# The local sandbox: bubblewrap, libseccomp (its syscall filter), and unshare/setpriv/mount (to drop root).
 bubblewrap:
-	$(call apt_install,bwrap bubblewrap,exit 1)
+	$(call apt_install,bwrap bubblewrap libseccomp.so.2 libseccomp2 unshare util-linux setpriv util-linux mount mount,exit 1)
 
 # The slow system tests need a PostgreSQL server (scale-out) and Chromium (the UI); without them
 # they are skipped, unless ANALYST_REQUIRE_SYSTEM_TESTS=1 (CI) makes that a failure.
