@@ -1,4 +1,4 @@
-"""Read an analysis config: YAML -> ${VAR} interpolation -> --set overrides -> pydantic -> paths.
+"""Read an analysis config: YAML -> --set overrides -> ${VAR} -> {{ }} for the run's time -> pydantic -> paths.
 
 Every problem is collected and reported together as one line each (file, key path, what was
 expected), so a user fixes a config in one pass rather than one error per run.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from pydantic import BaseModel, ValidationError
 from tasks.errors import ConfigError, Problem
 
 from .overrides import apply_overrides, parse_overrides
-from .schema import AnalysisConfig
+from .schema import AnalysisConfig, WindowConfig
+from .templating import render_strings
+from .window import RunTime, utc_now
 from .yaml_guard import read_config_yaml
 
 __all__ = ["LoadedConfig", "config_warnings", "dotenv_environment", "load_config", "parse_overrides"]
@@ -37,6 +40,7 @@ class LoadedConfig:
 
     config: AnalysisConfig
     path: Path
+    run_time: RunTime = field(default_factory=lambda: RunTime(utc_now()))
 
     @property
     def base_dir(self) -> Path:
@@ -50,7 +54,9 @@ class LoadedConfig:
         return self.resolve(self.config.outputs.dir)
 
 
-def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> LoadedConfig:
+def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None, *,
+                as_of: datetime | None = None) -> LoadedConfig:
+    """The checked config for a run at ``as_of`` (default: now), its ``{{ }}`` templates filled in."""
     path = Path(path).expanduser().resolve()
     file = str(path)
     if not path.is_file():
@@ -73,13 +79,20 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     raw = _interpolate(raw, env, file, "", problems)
     if problems:
         raise ConfigError(problems)
+    run_time = _run_time(raw, as_of or utc_now())
+    if run_time is not None:  # else the window or time zone is wrong, and the check below says so
+        # After ${VAR}, so an environment value is never read as a template.
+        raw = render_strings(raw, run_time.template_context(), file, "", problems)
+    if problems:
+        raise ConfigError(problems)
 
     try:
         config = AnalysisConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_from_overrides(_problems_from(exc, file), overridden)) from None
 
-    loaded = LoadedConfig(config, path)
+    assert run_time is not None  # a config that validates has a valid window and time zone
+    loaded = LoadedConfig(config, path, run_time)
     missing = [
         Problem(file, f"datasets[{i}].path", _why_not_a_file(loaded.resolve(d.path)))
         for i, d in enumerate(config.datasets)
@@ -93,6 +106,17 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     if missing:
         raise ConfigError(missing)
     return loaded
+
+
+def _run_time(raw: dict[str, Any], as_of: datetime) -> RunTime | None:
+    """The run's time in the schedule's zone and its window; None when those keys are wrong."""
+    schedule = raw.get("schedule")
+    tz = schedule.get("timezone", "UTC") if isinstance(schedule, dict) else "UTC"
+    try:
+        window = WindowConfig.model_validate(raw["window"]) if raw.get("window") is not None else None
+        return RunTime.for_config(as_of, window, str(tz))
+    except (ValidationError, ValueError, LookupError):
+        return None
 
 
 def config_warnings(config: AnalysisConfig) -> list[str]:

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .window import WindowLength, parse_window_length
+
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 FORMATS = ("csv", "parquet", "json", "xlsx")
@@ -401,6 +403,29 @@ class ScheduleConfig(Strict):
         return None if self.interval is None else timedelta(seconds=parse_duration(self.interval))
 
 
+class WindowConfig(Strict):
+    """The period of data each run covers, computed from the run's time (see docs/deployments.md)."""
+
+    length: str = Field(description="How long the window is: '7d', '24h', '2 weeks', '1 month'.")
+    align: Literal["day", "week", "month"] | None = Field(None, description=(
+        "End the window at the last day, week (Monday 00:00) or month boundary at or before the run's time, "
+        "rather than at the run's time itself."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"length": value} if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+
+    @field_validator("length", mode="before")
+    @classmethod
+    def _length(cls, value: Any) -> str:
+        return str(parse_window_length(value))
+
+    @property
+    def parsed_length(self) -> WindowLength:
+        return parse_window_length(self.length)
+
+
 _BLOCK_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -452,6 +477,10 @@ class AnalysisConfig(Strict):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="Where the code runs.")
     schedule: ScheduleConfig | None = Field(None, description=(
         "When the deployment runs. Default: no schedule (the deployment runs on demand)."))
+    window: WindowConfig | None = Field(None, description=(
+        "The period of data each run covers, from the run's time: '7d', '1 month', or a mapping with length "
+        "and align (day, week, month). Used as {{ window.start }}, {{ window.end }} (exclusive) and "
+        "{{ window.last_day }} in any string of the config. Default: none ({{ as_of }} still works)."))
     outputs: OutputsConfig = Field(default_factory=OutputsConfig, description="Where the results go.")
     retries: int = Field(0, ge=0, le=10, description=(
         "Times Prefect runs a failed run again; each retry resumes where the failed attempt stopped."))
