@@ -35,13 +35,22 @@ from tasks.validate import validate_datasets
 
 
 def _run_name() -> str:
-    return Path(flow_run.parameters.get("config", "analysis")).stem
+    """``weekly-sales``, or ``weekly-sales@2026-11-02T07:00`` for a run given an ``as_of``."""
+    name = Path(flow_run.parameters.get("config", "analysis")).stem
+    as_of = flow_run.parameters.get("as_of")
+    return f"{name}@{as_of}" if as_of else name
+
+
+def _run_time() -> str | None:
+    """A scheduled run covers the time it was scheduled for, not the time a worker picked it up."""
+    scheduled = flow_run.scheduled_start_time if flow_run.get_id() else None
+    return scheduled.isoformat() if scheduled else None
 
 
 @flow(name="analyze", flow_run_name=_run_name, log_prints=False,
       on_crashed=[delete_flow_run_sandboxes], on_cancellation=[delete_flow_run_sandboxes])
 def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | None = None,
-            resume: str | None = None) -> dict[str, Any]:
+            resume: str | None = None, as_of: str | None = None) -> dict[str, Any]:
     """Run the analysis declared in the YAML file ``config``.
 
     ``overrides`` are applied on top of the file, like the CLI's ``--set``: dotted keys
@@ -49,14 +58,18 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     ``replay`` replays the model's turns from a transcript.json instead of calling the model.
     ``resume`` is the folder of an unfinished run of this analysis to go on from (``--resume``); a
     retry of this flow run goes on from its failed attempt without it.
+    ``as_of`` (an ISO date-time) is the run's time, from which its window and ``{{ }}`` templates are
+    computed; default: the flow run's scheduled start time (now, for a run started by hand).
     """
     logger = get_run_logger()
     events.emit("flow_run", {"flow_run_id": str(flow_run.get_id() or "")})
-    loaded = load_analysis_config(config, overrides)
+    loaded = load_analysis_config(config, overrides, as_of or _run_time())
     cfg = loaded.config
+    _tag_window(loaded)
     reports = validate_datasets(loaded)
     provider = create_provider(cfg.model, loaded.base_dir, replay=replay)
     transcript = start_transcript(cfg, reports, provider, flow_run_id=str(flow_run.get_id() or ""))
+    transcript.run_time = loaded.run_time.to_dict()
     earlier = find_earlier_run(loaded.outputs_dir / cfg.name, transcript.flow_run_id, resume)
     run_dir = earlier.file.parent if earlier and earlier.retry else _new_run_dir(loaded)
     if earlier:
@@ -158,6 +171,7 @@ def summarize(transcript: Transcript, run_dir: Path) -> dict[str, Any]:
         "iterations": len(transcript.iterations),
         "usage": transcript.usage.to_dict(),
         "cost_usd": transcript.cost_usd,
+        "run_time": transcript.run_time,
     }
 
 
@@ -201,9 +215,29 @@ def _collect(transcript: Transcript, run_dir: Path) -> None:
 def _new_run_dir(loaded: LoadedConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_id = str(flow_run.get_id() or "local")[:8]
-    run_dir = loaded.outputs_dir / loaded.config.name / f"{stamp}-{run_id}"
+    window = loaded.run_time.window
+    covers = f"{window.label()}-" if window else ""  # the flow run id stays last: retries find the folder by it
+    run_dir = loaded.outputs_dir / loaded.config.name / f"{stamp}-{covers}{run_id}"
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def _tag_window(loaded: LoadedConfig) -> None:
+    """Tag the flow run ``window:2026-11-23..2026-11-29`` so the UI can filter runs by period."""
+    window = loaded.run_time.window
+    run_id = flow_run.get_id()
+    if window is None or not run_id:
+        return
+    from prefect import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            tags = client.read_flow_run(run_id).tags
+            tag = f"window:{window.label()}"
+            if tag not in tags:
+                client.update_flow_run(run_id, tags=[*tags, tag])
+    except Exception:  # noqa: BLE001 - a tag is a convenience; the run folder and transcript record the window
+        get_run_logger().warning("Could not tag the flow run with its window", exc_info=True)
 
 
 def _emit_and_log(kind: str, data: dict[str, Any]) -> None:

@@ -27,6 +27,9 @@ def run(
     resume: Path | None = typer.Option(None, "--resume", metavar="RUN_FOLDER",
                                        help="Go on from an unfinished run of this analysis (killed or failed): its "
                                             "model turns are reused, its code is run again in a fresh sandbox."),
+    as_of: str | None = typer.Option(None, "--as-of", metavar="DATETIME",
+                                     help="Run as if scheduled at this ISO date-time, e.g. 2026-11-02T07:00 (read "
+                                          "in the schedule's time zone): its window and {{ }} templates follow."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of progress."),
 ) -> None:
     """Run an analysis: validate the data, run Claude's loop in a sandbox, write the report."""
@@ -38,7 +41,7 @@ def run(
                           "DEBUG" if os.environ.get("ANALYST_DEBUG") else "CRITICAL")
     with user_errors():
         overrides = parse_overrides(set_)
-        loaded = load_config(config, overrides)  # fail fast, before any server or flow run exists
+        loaded = load_config(config, overrides, as_of=as_of)  # fail fast, before any server or flow run exists
         for warning in config_warnings(loaded.config):
             warn(warning)
         if replay is not None and not replay.is_file():
@@ -47,6 +50,9 @@ def run(
             from tasks.agent.resume import read_resumable, transcript_file
 
             earlier = read_resumable(transcript_file(resume), loaded.config.name)
+            if as_of is None and earlier.run_time:  # the resumed run covers the period it started on
+                as_of = earlier.run_time["as_of"]
+                loaded = load_config(config, overrides, as_of=as_of)
         from flows.local_server import configure_prefect, flow_run_url
 
         api_url = configure_prefect()
@@ -65,7 +71,8 @@ def run(
         with progress, watch:
             try:
                 result = analyze(str(loaded.path), overrides or None, str(replay.resolve()) if replay else None,
-                                 str(resume.resolve()) if resume else None)
+                                 str(resume.resolve()) if resume else None,
+                                 loaded.run_time.as_of.isoformat() if as_of else None)
             except Exception as exc:  # noqa: BLE001 - reported below, with the run's link and folder
                 error = exc
             except BaseException as exc:  # the SIGTERM the watch sent, as Prefect raises it in the flow

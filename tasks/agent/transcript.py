@@ -120,6 +120,8 @@ class Transcript:
     # turns are cached under it, so a retried or resumed run reuses them and a new run asks afresh.
     run_key: str = ""
     resumed_from: list[str] = field(default_factory=list)  # run folders this run continued, oldest first
+    # The run's time and the window of data it covers: {"as_of": ISO, "window": {"start", "end", "last_day"} | None}
+    run_time: dict[str, Any] | None = None
     started_at: str = field(default_factory=now_iso)
     finished_at: str | None = None
     version: int = TRANSCRIPT_VERSION

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 from dotenv import dotenv_values
@@ -23,7 +24,7 @@ from tasks.errors import ConfigError, Problem
 from .overrides import apply_overrides, parse_overrides
 from .schema import AnalysisConfig, WindowConfig
 from .templating import render_strings
-from .window import RunTime, utc_now
+from .window import RunTime, parse_as_of, utc_now
 from .yaml_guard import read_config_yaml
 
 __all__ = ["LoadedConfig", "config_warnings", "dotenv_environment", "load_config", "parse_overrides"]
@@ -55,8 +56,11 @@ class LoadedConfig:
 
 
 def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None, *,
-                as_of: datetime | None = None) -> LoadedConfig:
-    """The checked config for a run at ``as_of`` (default: now), its ``{{ }}`` templates filled in."""
+                as_of: datetime | str | None = None) -> LoadedConfig:
+    """The checked config for a run at ``as_of`` (default: now), its ``{{ }}`` templates filled in.
+
+    An ``as_of`` text without a UTC offset (``2026-11-02T07:00``) is read in the schedule's time zone.
+    """
     path = Path(path).expanduser().resolve()
     file = str(path)
     if not path.is_file():
@@ -79,7 +83,7 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     raw = _interpolate(raw, env, file, "", problems)
     if problems:
         raise ConfigError(problems)
-    run_time = _run_time(raw, as_of or utc_now())
+    run_time = _run_time(raw, as_of or utc_now(), file, problems)
     if run_time is not None:  # else the window or time zone is wrong, and the check below says so
         # After ${VAR}, so an environment value is never read as a template.
         raw = render_strings(raw, run_time.template_context(), file, "", problems)
@@ -91,7 +95,7 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     except ValidationError as exc:
         raise ConfigError(_from_overrides(_problems_from(exc, file), overridden)) from None
 
-    assert run_time is not None  # a config that validates has a valid window and time zone
+    assert run_time is not None  # a config that validates has a valid window, time zone and as_of
     loaded = LoadedConfig(config, path, run_time)
     missing = [
         Problem(file, f"datasets[{i}].path", _why_not_a_file(loaded.resolve(d.path)))
@@ -108,15 +112,22 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     return loaded
 
 
-def _run_time(raw: dict[str, Any], as_of: datetime) -> RunTime | None:
+def _run_time(raw: dict[str, Any], as_of: datetime | str, file: str, problems: list[Problem]) -> RunTime | None:
     """The run's time in the schedule's zone and its window; None when those keys are wrong."""
     schedule = raw.get("schedule")
-    tz = schedule.get("timezone", "UTC") if isinstance(schedule, dict) else "UTC"
+    tz = str(schedule.get("timezone", "UTC")) if isinstance(schedule, dict) else "UTC"
     try:
         window = WindowConfig.model_validate(raw["window"]) if raw.get("window") is not None else None
-        return RunTime.for_config(as_of, window, str(tz))
+        ZoneInfo(tz)
     except (ValidationError, ValueError, LookupError):
-        return None
+        return None  # the full check reports the window or the time zone
+    if isinstance(as_of, str):
+        try:
+            as_of = parse_as_of(as_of, tz)
+        except ValueError as exc:
+            problems.append(Problem(file, "as_of", f"{exc} (the run's time: --as-of or the flow's as_of)"))
+            return None
+    return RunTime.for_config(as_of, window, tz)
 
 
 def config_warnings(config: AnalysisConfig) -> list[str]:

@@ -6,6 +6,8 @@ With ``embed=False`` charts are relative links, for a report.md that sits beside
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -52,6 +54,22 @@ def dataset_row(report: dict[str, Any]) -> dict[str, Any]:
 def status_line(transcript: Transcript) -> str:
     text = STATUS_TEXT.get(transcript.status, transcript.status)
     return f"{text}: {safe_inline(transcript.stop_detail)}" if transcript.stop_detail else text
+
+
+def run_time_line(transcript: Transcript) -> str:
+    """``**Window:** 2026-11-23 to 2026-11-29 (as of 2026-11-30T07:00:00+00:00)``; a transcript of ours
+    wrote ``run_time``, so its values are ISO dates, yet it is read back from disk: only plain text here."""
+    run_time = transcript.run_time or {}
+    as_of = _plain(run_time.get("as_of"))
+    window = run_time.get("window") if isinstance(run_time.get("window"), dict) else None
+    if window:
+        first, last = _plain(str(window.get("start", ""))[:10]), _plain(window.get("last_day"))
+        return f"**Window:** {first} to {last} (as of {as_of})"
+    return f"**As of:** {as_of}" if as_of else ""
+
+
+def _plain(value: Any) -> str:
+    return re.sub(r"[^0-9A-Za-z:+.\- ]", "", str(value or ""))[:40]
 
 
 def usage_line(transcript: Transcript) -> str:
@@ -135,7 +153,8 @@ def render_report_markdown(transcript: Transcript, run_dir: Path, *, embed: bool
     doc = _Document()
     doc.add(f"# {transcript.analysis}", "", f"**Status:** {status_line(transcript)}  ",
             f"**Model:** `{transcript.model}` ({transcript.provider}) · **Started:** {transcript.started_at}"
-            + (f" · **Finished:** {transcript.finished_at}" if transcript.finished_at else ""), "",
+            + (f" · **Finished:** {transcript.finished_at}" if transcript.finished_at else "") + "  ",
+            run_time_line(transcript), "",
             "\n".join("> " + line for line in transcript.prompt.strip().splitlines()), "", "---", "", body, "")
     rest = [(n, c) for n, c in charts if c not in inline]
     if rest:
