@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from flows.cli.backfill import backfill
 from flows.cli.deploy import deploy, serve
 from flows.cli.init import init
 from flows.cli.limits import limits_app
@@ -25,6 +26,7 @@ app.command("infer-schema")(infer_schema)
 app.command()(run)
 app.command()(serve)
 app.command()(deploy)
+app.command()(backfill)
 app.add_typer(server_app, name="server", help="Start, stop or inspect the local Prefect server.")
 app.add_typer(sandboxes_app, name="sandboxes", help="List or clean up Daytona sandboxes this tool created.")
 app.add_typer(limits_app, name="limits", help="Cap the sandboxes alive at once; show each deployment's runs at once.")

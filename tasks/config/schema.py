@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +27,7 @@ SUFFIX_FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "p
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_LOCAL_FILE_BYTES = 4 * 1024**3
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+MAX_OCCURRENCES = 500  # runs one backfill may create
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
 
 
@@ -397,6 +398,23 @@ class ScheduleConfig(Strict):
         if self.rrule is not None:
             return schedules.RRuleSchedule(rrule=self.rrule, timezone=self.timezone)
         return schedules.IntervalSchedule(interval=self.interval_timedelta, timezone=self.timezone)
+
+    def occurrences(self, start: datetime, end: datetime, limit: int = MAX_OCCURRENCES) -> list[datetime]:
+        """The times this schedule runs in ``[start, end]``, computed by Prefect's own scheduler code
+        (so a backfill matches what the server schedules); at most ``limit``."""
+        import asyncio
+
+        from prefect.server.schemas import schedules
+
+        own = self.to_prefect()
+        server = getattr(schedules, type(own).__name__).model_validate(own.model_dump())
+        if self.interval is not None:  # counted from the range's start, not from when this object was made
+            server = server.model_copy(update={"anchor_date": start})
+        found = asyncio.run(server.get_dates(n=limit + 1, start=start, end=end))
+        if len(found) > limit:
+            raise ValueError(f"more than {limit} runs between {start.isoformat()} and {end.isoformat()}; "
+                             "backfill a shorter range at a time")
+        return [datetime.fromisoformat(d.isoformat()) for d in found]
 
     @property
     def interval_timedelta(self) -> timedelta | None:
