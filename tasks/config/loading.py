@@ -1,4 +1,4 @@
-"""Read an analysis config: YAML -> --set overrides -> ${VAR} -> {{ }} for the run's time -> pydantic -> paths.
+"""Read an analysis config: YAML -> --set overrides -> {{ }} for the run's time -> ${VAR} -> pydantic -> paths.
 
 Every problem is collected and reported together as one line each (file, key path, what was
 expected), so a user fixes a config in one pass rather than one error per run.
@@ -80,15 +80,17 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     problems, overridden = apply_overrides(raw, overrides, file)
 
     env = dotenv_environment(path.parent)
-    raw = _interpolate(raw, env, file, "", problems)
+    interpolated = _interpolate(raw, env, file, "", problems)
     if problems:
         raise ConfigError(problems)
-    run_time = _run_time(raw, as_of or utc_now(), file, problems)
-    if run_time is not None:  # else the window or time zone is wrong, and the check below says so
-        # After ${VAR}, so an environment value is never read as a template.
-        raw = render_strings(raw, run_time.template_context(), file, "", problems)
+    run_time = _run_time(interpolated, as_of or utc_now(), file, problems)  # the window may use ${VAR}
+    if run_time is not None:  # else the window, time zone or as_of is wrong, and a check says so
+        # {{ }} before ${VAR}: a value from the environment (a password, a URL) is never read as a template.
+        interpolated = _interpolate(render_strings(raw, run_time.template_context(), file, "", problems), env, file,
+                                    "", [])
     if problems:
         raise ConfigError(problems)
+    raw = interpolated
 
     try:
         config = AnalysisConfig.model_validate(raw)

@@ -407,9 +407,10 @@ class ScheduleConfig(Strict):
         from prefect.server.schemas import schedules
 
         own = self.to_prefect()
-        server = getattr(schedules, type(own).__name__).model_validate(own.model_dump())
+        fields = own.model_dump()
         if self.interval is not None:  # counted from the range's start, not from when this object was made
-            server = server.model_copy(update={"anchor_date": start})
+            fields["anchor_date"] = start
+        server = getattr(schedules, type(own).__name__).model_validate(fields)
         found = asyncio.run(server.get_dates(n=limit + 1, start=start, end=end))
         if len(found) > limit:
             raise ValueError(f"more than {limit} runs between {start.isoformat()} and {end.isoformat()}; "
