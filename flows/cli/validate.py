@@ -17,13 +17,15 @@ from tasks.errors import DataError
 def validate(
     config: Path = typer.Argument(..., help="The analysis YAML file."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set datasets.0.on_invalid=warn."),
+    as_of: str | None = typer.Option(None, "--as-of", metavar="DATETIME",
+                                     help="Check the config and data a run at this ISO date-time would use."),
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Check a config and its datasets. Exit 0: valid, 1: data invalid or unreadable, 2: config invalid."""
     from tasks.datasets import validate_dataset  # polars and pandera: only once the config is fine
 
     with user_errors():
-        loaded = load_config(config, parse_overrides(set_))
+        loaded = load_config(config, parse_overrides(set_), as_of=as_of)
         warnings = config_warnings(loaded.config)
         for warning in warnings:
             warn(warning)

@@ -167,3 +167,32 @@ def test_the_report_header_names_the_window() -> None:
                                              WindowConfig.model_validate({"length": "7d", "align": "week"})).to_dict()
     assert run_time_line(transcript) == "**Window:** 2026-11-23 to 2026-11-29 (as of 2026-11-30T07:00:00+00:00)"
     assert Transcript.from_dict(transcript.to_dict()).run_time == transcript.run_time
+
+
+def test_an_inline_pandera_check_bounds_a_date_column_to_the_window(tmp_path) -> None:
+    from tasks.datasets import validate_dataset
+
+    (tmp_path / "sales.csv").write_text("sold_at,revenue\n2026-11-23T09:00:00Z,1\n2026-11-29T23:59:00Z,2\n"
+                                        "2026-11-30T00:00:00Z,3\n")
+    config = tmp_path / "c.yaml"
+    config.write_text("""name: weekly
+window: {length: 7d, align: week}
+prompt: q
+datasets:
+  - name: sales
+    path: sales.csv
+    schema:
+      schema_type: dataframe
+      columns:
+        sold_at:
+          dtype: "datetime64[ns, UTC]"
+          checks: {in_range: {min_value: "{{ window.start | iso }}", max_value: "{{ window.end | iso }}",
+                              include_min: true, include_max: false}}
+        revenue: {dtype: int64}
+""")
+    loaded = load_config(config, as_of="2026-11-30T07:00")
+    report = validate_dataset(loaded.config.datasets[0], loaded.base_dir)
+    assert not report.valid
+    assert [(f.column, f.row) for f in report.failures] == [("sold_at", 2)]  # the end is exclusive
+    next_week = validate_dataset(load_config(config, as_of="2026-12-07T07:00").config.datasets[0], tmp_path)
+    assert [f.row for f in next_week.failures] == [0, 1]
