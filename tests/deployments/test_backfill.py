@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def test_backfill_runs_each_weekly_occurrence_through_the_deployment(
     assert [line.split()[:3] for line in dry.output.splitlines()] == [
         [as_of, "window", f"{first}..{last}"] for as_of, first, last, _ in WEEKS]
 
-    for _ in WEEKS:
+    for _ in range(len(WEEKS) + 1):
         anthropic_api.enqueue_text("## Findings\nRevenue held steady.")
     env = {**os.environ, "PREFECT_API_URL": _local_prefect_server, "PREFECT_RUNNER_POLL_FREQUENCY": "1",
            "COLUMNS": "200", "ANTHROPIC_API_KEY": "sk-test-backfill"}
@@ -56,6 +57,15 @@ def test_backfill_runs_each_weekly_occurrence_through_the_deployment(
         runs = json.loads(result.stdout)["runs"]
         assert [r["as_of"] for r in runs] == [as_of for as_of, *_ in WEEKS]
         ended = [finished(r["flow_run_id"]) for r in runs]
+        # A run the scheduler would have made (no as_of): its time is its scheduled start, not when it ran.
+        from prefect.deployments import run_deployment
+
+        scheduled = run_deployment("analyze/backfill-sales", timeout=0, as_subflow=False,
+                                   scheduled_time=datetime(2026, 11, 23, 6, tzinfo=timezone.utc))
+        assert finished(scheduled.id).state.is_completed()
+    assert transcript_of(config.parent, "backfill-sales", scheduled.id)["run_time"] == {
+        "as_of": "2026-11-23T07:00:00+01:00", "window": {
+            "start": "2026-11-16T00:00:00+01:00", "end": "2026-11-23T00:00:00+01:00", "last_day": "2026-11-22"}}
 
     for run, flow_run, (as_of, first, last, prose) in zip(runs, ended, WEEKS):
         assert flow_run.state.is_completed(), flow_run.state
