@@ -63,7 +63,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     """
     logger = get_run_logger()
     events.emit("flow_run", {"flow_run_id": str(flow_run.get_id() or "")})
-    loaded = load_analysis_config(config, overrides, as_of or _run_time())
+    loaded = load_analysis_config(config, overrides, as_of or _resumed_run_time(resume) or _run_time())
     cfg = loaded.config
     _tag_window(loaded)
     reports = validate_datasets(loaded)
@@ -220,6 +220,19 @@ def _new_run_dir(loaded: LoadedConfig) -> Path:
     run_dir = loaded.outputs_dir / loaded.config.name / f"{stamp}-{covers}{run_id}"
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def _resumed_run_time(resume: str | None) -> str | None:
+    """A resumed run covers the period of the run it goes on from (its data must be the same)."""
+    if resume is None:
+        return None
+    from tasks.agent.resume import transcript_file
+
+    try:
+        earlier = Transcript.load(transcript_file(Path(resume)))
+    except Exception:  # noqa: BLE001 - find_earlier_run reports a bad folder in its own words
+        return None
+    return (earlier.run_time or {}).get("as_of")
 
 
 def _tag_window(loaded: LoadedConfig) -> None:

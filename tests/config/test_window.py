@@ -28,7 +28,8 @@ def window(spec, as_of: datetime, tz: str = "UTC") -> Window:
 
 def test_without_align_the_window_ends_at_the_run_time() -> None:
     found = window("7d", datetime(2026, 11, 30, 7, 30, tzinfo=UTC))
-    assert (found.start, found.end) == (datetime(2026, 11, 23, 7, 30, tzinfo=UTC), datetime(2026, 11, 30, 7, 30, tzinfo=UTC))
+    assert (found.start, found.end) == (datetime(2026, 11, 23, 7, 30, tzinfo=UTC),
+                                        datetime(2026, 11, 30, 7, 30, tzinfo=UTC))
     assert found.last_day == date(2026, 11, 30)  # the end is exclusive, but 07:30 on the 30th is in it
 
 

@@ -20,10 +20,10 @@ prompt: |
 """
 
 
-def weekly_demo(folder: Path) -> Path:
+def weekly_demo(folder: Path, week: str = "2026-11-23") -> Path:
     """The demo with one data file per week, named after the week's first day, and a prompt naming it."""
     shutil.copytree(DEMO.parent, folder, ignore=shutil.ignore_patterns("outputs", "*.json"))
-    shutil.move(folder / "data" / "retail_sales.csv", folder / "data" / "sales-2026-11-23.csv")
+    shutil.move(folder / "data" / "retail_sales.csv", folder / "data" / f"sales-{week}.csv")
     config = folder / "retail-sales.yaml"
     text = config.read_text().replace("path: data/retail_sales.csv",
                                       "path: \"data/sales-{{ window.start | date('%Y-%m-%d') }}.csv\"")
@@ -68,3 +68,25 @@ def test_run_as_of_reads_that_weeks_file_and_names_its_dates(cli, prefect_api, t
                   "--set", f"outputs.dir={tmp_path / 'out'}")
     assert earlier.exit_code == 2, earlier.output
     assert "datasets[0].path: file not found:" in earlier.output and "sales-2026-11-16.csv" in earlier.output
+
+
+@pytest.mark.slow
+def test_a_resumed_run_keeps_the_period_of_the_run_it_goes_on_from(prefect_api, anthropic_api, monkeypatch,
+                                                                   tmp_path) -> None:
+    from flows.analysis import analyze
+    from tasks.errors import ModelError
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-window")
+    config = weekly_demo(tmp_path / "configs", week="2026-11-02")  # a week that is not the current one
+    overrides = {"model.base_url": anthropic_api.base_url, "outputs.dir": str(tmp_path / "out")}
+    anthropic_api.enqueue_tool_use(code="print(1)")
+    anthropic_api.enqueue_error(401, message="invalid x-api-key")
+    with pytest.raises(ModelError):
+        analyze(str(config), overrides, as_of="2026-11-09T07:00")
+    [run_dir] = (tmp_path / "out" / "retail-sales").iterdir()
+
+    anthropic_api.enqueue_text("# Report\nDone.")
+    # No as_of: only the earlier run's week has a file, and its time is the one resumed.
+    result = analyze(str(config), overrides, resume=str(run_dir))
+    assert result["status"] == "completed"
+    assert result["run_time"]["as_of"] == "2026-11-09T07:00:00+01:00"
