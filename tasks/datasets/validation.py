@@ -31,6 +31,7 @@ from tasks.datasets.conversion import FLAG, convert
 from tasks.datasets.loading import Reader, dataset_file, source_of
 from tasks.datasets.report import CheckCount, DatasetReport, Failure
 from tasks.datasets.schemas import load_schema
+from tasks.datasets.sources import SourceAccess
 from tasks.errors import DataError
 
 MAX_FAILURES = 100
@@ -39,12 +40,13 @@ _CELL = 80  # characters kept of one value in head rows and failure cases
 _KEYS = ["column", "check"]
 
 
-def validate_dataset(dataset: DatasetConfig, base_dir: Path, *, max_failures: int = MAX_FAILURES) -> DatasetReport:
+def validate_dataset(dataset: DatasetConfig, base_dir: Path, *, max_failures: int = MAX_FAILURES,
+                     access: SourceAccess | None = None) -> DatasetReport:
     """Read the dataset, validate it against its schema, and report. Raises DataError when the
     data or the schema cannot be read; data that breaks the schema is a report with valid=False."""
     schema = load_schema(dataset, base_dir)  # a broken schema fails before any download
     source = source_of(dataset, base_dir)
-    with dataset_file(dataset, base_dir) as path:
+    with dataset_file(dataset, base_dir, access) as path:
         reader = Reader(dataset, path, source)
         converted: list[tuple[str, str]] = []
 
