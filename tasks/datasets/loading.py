@@ -66,7 +66,8 @@ def dataset_file(dataset: DatasetConfig, base_dir: Path, access: SourceAccess | 
     query, object storage or a glob) the file fetched once into ``access.stage`` for the run."""
     source = source_of(dataset, base_dir)
     if needs_staging(dataset):
-        yield stage_dataset(dataset, base_dir, access or SourceAccess())
+        access = access or SourceAccess()  # held until exit: its stage folder goes with it
+        yield stage_dataset(dataset, base_dir, access)
         return
     if not dataset.is_url:
         path = Path(source)
