@@ -10,6 +10,7 @@ from tasks.config import LoadedConfig
 from tasks.datasets import dataset_file
 from tasks.errors import SandboxError
 from tasks.sandbox import Sandbox, create_sandbox
+from tasks.source_blocks import source_access
 
 
 def _transient(task, task_run, state) -> bool:
@@ -43,7 +44,7 @@ def upload_datasets(sandbox: Sandbox, loaded: LoadedConfig) -> dict[str, str]:
     file in the page cache), which a resumed run compares with the run it continues."""
     uploaded, digests = [], {}
     for dataset in loaded.config.datasets:
-        with dataset_file(dataset, loaded.base_dir) as local_path:
+        with dataset_file(dataset, loaded.base_dir, source_access(loaded)) as local_path:
             uploaded.append(sandbox.upload(local_path, dataset.sandbox_filename))
             digests[dataset.name] = file_sha256(local_path)
     get_run_logger().info("Uploaded %s", ", ".join(uploaded))

@@ -9,6 +9,7 @@ from tasks.config import LoadedConfig
 from tasks.datasets import DatasetReport, validate_dataset
 from tasks.errors import AnalystError
 from tasks.reports import publish_validation
+from tasks.source_blocks import source_access
 
 
 class DataInvalid(AnalystError):
@@ -25,7 +26,8 @@ class DataInvalid(AnalystError):
 @task(name="validate-datasets", cache_policy=NONE)
 def validate_datasets(loaded: LoadedConfig) -> list[DatasetReport]:
     logger = get_run_logger()
-    reports = [validate_dataset(dataset, loaded.base_dir) for dataset in loaded.config.datasets]
+    access = source_access(loaded)
+    reports = [validate_dataset(dataset, loaded.base_dir, access=access) for dataset in loaded.config.datasets]
     for report in reports:
         if report.valid:
             logger.info("Dataset %s: valid (%s rows)", report.name, f"{report.rows:,}")

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tasks.config.source_schema import BLOCK_SLUG, Combine, CredentialRef, SqlSource, is_glob, is_object_store
+
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 FORMATS = ("csv", "parquet", "json", "xlsx")
@@ -62,9 +64,22 @@ class DatasetConfig(Strict):
     name: str = Field(description=(
         "Names the file in the sandbox: data/<name>.<format>. Lowercase letters, digits, '-' and '_'; "
         "a name, not a path ('/', '\\' and '..' are refused)."))
-    path: str = Field(description=(
-        "A local path (relative to the config file) or an http(s) URL. A symlink is read and copied; "
-        "a device or pipe is refused."))
+    path: str | None = Field(None, description=(
+        "A local path (relative to the config file), an http(s) URL, or an object storage URL (s3://, gs://, "
+        "az://). A glob (*, ?, [...]) over a local folder or a bucket needs 'combine'. A symlink is read and "
+        "copied; a device or pipe is refused. Give either 'path' or 'sql'."))
+    sql: SqlSource | None = Field(None, description=(
+        "Read the dataset from a database instead of a file: {query, connection}. The result is streamed to "
+        "a Parquet file (data/<name>.parquet in the sandbox)."))
+    combine: Combine | None = Field(None, description=(
+        "For a glob: concat reads every matching file as one table (the same columns required; the sandbox "
+        "gets data/<name>.parquet); latest reads only the most recently modified file."))
+    headers: dict[str, CredentialRef] = Field(default_factory=dict, description=(
+        "HTTP headers sent with an http(s) download, each value from a Prefect Secret block "
+        "({block: secret/<name>}) or an environment variable ({env: NAME}); never written here."))
+    credentials: str | None = Field(None, description=(
+        "For object storage: a Prefect block holding the credentials, as 'block-type/block-name' (e.g. "
+        "'aws-credentials/prod'). Default: the environment (AWS_*, GOOGLE_*, AZURE_* variables)."))
     format: Literal["csv", "parquet", "json", "xlsx"] | None = Field(None, description=(
         "How to read the file. Default: inferred from the path's suffix (.csv, .tsv, .parquet, .pq, .json, "
         ".jsonl, .ndjson, .xlsx)."))
@@ -90,11 +105,39 @@ class DatasetConfig(Strict):
 
     @property
     def is_url(self) -> bool:
-        return self.path.startswith(("http://", "https://"))
+        return self.path is not None and self.path.startswith(("http://", "https://"))
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetConfig:
+        if (self.path is None) == (self.sql is None):
+            raise ValueError("give exactly one of 'path' (a file, URL or glob) or 'sql' (a query and connection)")
+        if self.sql is not None:
+            self.format = self.format or "parquet"  # type: ignore[assignment]
+            return self
+        assert self.path is not None
+        if is_glob(self.path) and self.combine is None:
+            raise ValueError(f"{self.path!r} is a glob: set 'combine' to concat (every file as one table) or "
+                             "latest (the newest file only)")
+        if self.headers and not self.is_url:
+            raise ValueError("'headers' are sent with an http(s) download only; 'path' is not an http(s) URL")
+        if self.credentials is not None and not (is_object_store(self.path) and BLOCK_SLUG.match(self.credentials)):
+            raise ValueError("'credentials' names a Prefect block ('block-type/block-name', e.g. "
+                             "'aws-credentials/prod') for an s3://, gs:// or az:// path")
+        if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", self.path):
+            raise ValueError("'path' holds a password (user:password@): keep credentials in a Prefect block or "
+                             "the environment, and use 'headers' or 'credentials'")
+        return self
+
+    @property
+    def staged_format(self) -> str:
+        """The format of the file the sandbox gets: Parquet for a query and for concatenated files."""
+        if self.sql is not None or (self.combine == "concat" and self.path is not None and is_glob(self.path)):
+            return "parquet"
+        return self.format or "csv"
 
     @model_validator(mode="after")
     def _infer_format(self) -> DatasetConfig:
-        if self.format is None:
+        if self.format is None and self.path is not None:
             suffix = PurePosixPath(self.path.split("?", 1)[0]).suffix.lower()
             if suffix not in SUFFIX_FORMATS:
                 raise ValueError(
@@ -105,7 +148,7 @@ class DatasetConfig(Strict):
 
     @property
     def sandbox_filename(self) -> str:
-        return f"{self.name}.{self.format}"
+        return f"{self.name}.{self.staged_format}"
 
 
 _BLOCK_NAME = re.compile(r"^[a-z0-9-]+$")  # what Prefect accepts as a block document's name
@@ -413,6 +456,9 @@ class OutputsConfig(Strict):
         "Where the model's turns are persisted so that a retried or resumed run never pays for one twice: "
         "a Prefect filesystem block, as 'block-type/block-name' (e.g. 's3-bucket/analyst-results'), for "
         "workers on several hosts. Default: the folder .results under outputs.dir."))
+    keep_data: bool = Field(False, description=(
+        "Save the exact data the run analysed, as Parquet in the run folder (data/<name>.parquet), so that "
+        "--replay and --resume run on the same data later, even from a database or a bucket that has moved on."))
 
     @field_validator("results_storage")
     @classmethod

@@ -31,6 +31,7 @@ from tasks.datasets.conversion import FLAG, convert
 from tasks.datasets.loading import Reader, dataset_file, source_of
 from tasks.datasets.report import CheckCount, DatasetReport, Failure
 from tasks.datasets.schemas import load_schema
+from tasks.datasets.sources import SourceAccess
 from tasks.errors import DataError
 
 MAX_FAILURES = 100
@@ -40,12 +41,13 @@ _KEYS = ["column", "check"]
 _COLUMNS_PER_RUN = 200  # a wider schema runs in slices; failures of the whole frame are then listed last
 
 
-def validate_dataset(dataset: DatasetConfig, base_dir: Path, *, max_failures: int = MAX_FAILURES) -> DatasetReport:
+def validate_dataset(dataset: DatasetConfig, base_dir: Path, *, max_failures: int = MAX_FAILURES,
+                     access: SourceAccess | None = None) -> DatasetReport:
     """Read the dataset, validate it against its schema, and report. Raises DataError when the
     data or the schema cannot be read; data that breaks the schema is a report with valid=False."""
     schema = load_schema(dataset, base_dir)  # a broken schema fails before any download
     source = source_of(dataset, base_dir)
-    with dataset_file(dataset, base_dir) as path:
+    with dataset_file(dataset, base_dir, access) as path:
         reader = Reader(dataset, path, source)
         converted: list[tuple[str, str]] = []
 
