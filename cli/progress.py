@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.text import Text
 
-from flows.cli._console import printable
+from cli._console import printable
 from tasks.agent import events
 
 
