@@ -11,11 +11,12 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from cli._console import console, print_fields, printable, warn
+from cli._console import console, print_fields, warn
 from cli._errors import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, user_errors
 from cli.cancel_watch import CANCELLED_MESSAGE, CancelWatch
 from cli.progress import LiveProgress
 from tasks.config import config_warnings, load_config, parse_overrides
+from tasks.text_safety import printable
 
 COMPLETE = {"completed", "max_iterations", "budget_exceeded"}  # a report was written
 
