@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from cli._console import console, print_fields, warn
+from cli._console import console, print_fields, print_json, warn
 from cli._errors import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, user_errors
 from cli.cancel_watch import CANCELLED_MESSAGE, CancelWatch
 from cli.progress import LiveProgress
@@ -79,7 +78,7 @@ def run(
             summary.update(status="cancelled", error=CANCELLED_MESSAGE)
 
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        print_json(summary)
     else:
         _print_data_failures(console, error)
         _print_summary(console, summary)
