@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    from flows.local_server import configure_prefect
+    from cli.local_server import configure_prefect
 
     api_url = configure_prefect()
     with tempfile.TemporaryDirectory() as tmp:

@@ -118,7 +118,7 @@ def test_a_cell_that_misbehaves_is_a_result_and_the_loop_goes_on(fault, run, ant
 
 _MEASURED_RUN = """
 import re, sys
-from flows.cli import app
+from cli import app
 try:
     app(sys.argv[1:])
 except SystemExit as stop:

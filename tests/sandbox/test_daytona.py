@@ -164,7 +164,7 @@ def test_the_hook_is_attached_to_the_analyze_flow():
 def test_cli_lists_and_cleans_up_only_this_tools_sandboxes(daytona_api, monkeypatch, tmp_path):
     from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig
 
-    from flows.cli import app
+    from cli import app
 
     monkeypatch.chdir(tmp_path)
     ours = make()

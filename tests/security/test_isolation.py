@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from flows import local_server
+from cli import local_server
 from flows.analysis import analyze
 from tasks.agent.transcript import Transcript
 from tests.security.test_secrets import planted

@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from flows.cli._console import console, print_fields, warn
-from flows.cli._errors import user_errors
+from cli._console import console, print_fields, warn
+from cli._errors import user_errors
 from tasks.config import LoadedConfig, config_warnings
 
 DEFAULT_PATHS = [Path("configs")]
@@ -22,7 +22,7 @@ def serve(
     paths: list[Path] = typer.Argument(None, metavar="CONFIG_OR_DIR", help=_PATHS_HELP + " Default: configs/."),
 ) -> None:
     """Serve the analyses: register their deployments and run scheduled and triggered runs until stopped."""
-    from flows.local_server import configure_prefect
+    from cli.local_server import configure_prefect
 
     with user_errors():
         loaded = _load(paths)
@@ -52,7 +52,7 @@ def deploy(
              "--all`, instead of registering them. No server needed. Work pool: --work-pool, or 'analyses'."),
 ) -> None:
     """Register the analyses' deployments (with their schedules) on the Prefect server, without serving them."""
-    from flows.local_server import configure_prefect
+    from cli.local_server import configure_prefect
 
     with user_errors():
         loaded = _load(paths)
@@ -119,8 +119,7 @@ def _apply_sandbox_cap(loaded: list[LoadedConfig]) -> None:
 
 
 def _write_prefect_yaml(loaded: list[LoadedConfig], path: Path, work_pool: str | None) -> None:
-    from deployments import sandbox_cap, write_prefect_yaml
-    from deployments._prefect_yaml import DEFAULT_WORK_POOL
+    from deployments import DEFAULT_WORK_POOL, sandbox_cap, write_prefect_yaml
 
     written = write_prefect_yaml(path, loaded, work_pool)
     pool = work_pool or DEFAULT_WORK_POOL
@@ -144,7 +143,7 @@ def _connect(configure_prefect) -> tuple[str, str]:
 
 def _print_deployments(loaded: list[LoadedConfig], ids: list, api_url: str, run_prefix: str) -> None:
     from deployments import describe_schedule
-    from flows.local_server import flow_run_url
+    from cli.local_server import flow_run_url
 
     # The deployment page sits beside the flow-run pages (self-hosted /v2, Cloud, PREFECT_UI_URL).
     ui_base = flow_run_url(api_url, "-").removesuffix("/runs/flow-run/-")

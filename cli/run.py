@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,11 +10,12 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from flows.cli._console import console, print_fields, printable, warn
-from flows.cli._errors import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, user_errors
-from flows.cli.cancel_watch import CANCELLED_MESSAGE, CancelWatch
-from flows.cli.progress import LiveProgress
+from cli._console import console, print_fields, print_json, warn
+from cli._errors import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, user_errors
+from cli.cancel_watch import CANCELLED_MESSAGE, CancelWatch
+from cli.progress import LiveProgress
 from tasks.config import config_warnings, load_config, parse_overrides
+from tasks.text_safety import printable
 
 COMPLETE = {"completed", "max_iterations", "budget_exceeded"}  # a report was written
 
@@ -47,7 +47,7 @@ def run(
             from tasks.agent.resume import read_resumable, transcript_file
 
             earlier = read_resumable(transcript_file(resume), loaded.config.name)
-        from flows.local_server import configure_prefect, flow_run_url
+        from cli.local_server import configure_prefect, flow_run_url
 
         api_url = configure_prefect()
         if resume is not None:
@@ -78,7 +78,7 @@ def run(
             summary.update(status="cancelled", error=CANCELLED_MESSAGE)
 
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        print_json(summary)
     else:
         _print_data_failures(console, error)
         _print_summary(console, summary)
@@ -151,7 +151,7 @@ def _print_data_failures(console: Console, error: BaseException | None) -> None:
     from tasks.validate import DataInvalid
 
     if isinstance(error, DataInvalid):
-        from flows.cli.tables import print_dataset_report
+        from cli.tables import print_dataset_report
 
         for report in error.reports:
             if not report.valid:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flows.cli._console import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, err_console, error, fail
+from cli._console import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, err_console, error, fail
 from tasks.errors import AnalystError, ConfigError
 
 __all__ = ["EXIT_BAD_CONFIG", "EXIT_FAILED", "EXIT_OK", "user_errors"]

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from flows.cli._console import JSON_OPTION_HELP, console, err_console, error, print_json, warn
-from flows.cli._errors import EXIT_FAILED, EXIT_OK, user_errors
-from flows.cli.tables import print_dataset_report
+from cli._console import JSON_OPTION_HELP, console, err_console, error, print_json, warn
+from cli._errors import EXIT_FAILED, EXIT_OK, user_errors
+from cli.tables import print_dataset_report
 from tasks.config import config_warnings, load_config, parse_overrides
 from tasks.errors import DataError
 

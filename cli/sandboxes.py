@@ -9,10 +9,11 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from flows.cli._console import JSON_OPTION_HELP, console, error, print_json, printable
-from flows.cli._errors import EXIT_FAILED, user_errors
+from cli._console import JSON_OPTION_HELP, console, error, print_json
+from cli._errors import EXIT_FAILED, user_errors
 from tasks.config.schema import SandboxConfig, parse_duration
 from tasks.errors import ConfigError, Problem
+from tasks.text_safety import printable
 
 sandboxes_app = typer.Typer(
     help="Find and delete Daytona sandboxes this tool created that outlived their run. Credentials: "

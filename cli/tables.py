@@ -6,8 +6,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from flows.cli._console import printable
 from tasks.datasets import DatasetReport
+from tasks.text_safety import printable
 
 MAX_COLUMNS_SHOWN = 40  # a wide file (thousands of columns) gets a summary, not a line per column
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli.deploy import deploy, serve
-from flows.cli.init import init
-from flows.cli.limits import limits_app
-from flows.cli.run import run
-from flows.cli.sandboxes import sandboxes_app
-from flows.cli.server import server_app
-from flows.cli.validate import infer_schema, validate
+from cli.deploy import deploy, serve
+from cli.init import init
+from cli.limits import limits_app
+from cli.run import run
+from cli.sandboxes import sandboxes_app
+from cli.server import server_app
+from cli.validate import infer_schema, validate
 
 app = typer.Typer(
     name="analyst",

@@ -1,4 +1,4 @@
-"""The CLI's two consoles (stdout, stderr), its one way to fail, and text made safe for a terminal.
+"""The CLI's two consoles (stdout, stderr) and its one way to fail.
 
 soft_wrap: rich wraps at 80 columns when the output is not a terminal (CI logs, pipes, ``| tee``),
 which cut paths and links mid-word; long lines are left to the terminal instead.
@@ -7,7 +7,6 @@ which cut paths and links mid-word; long lines are left to the terminal instead.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
@@ -16,23 +15,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tasks.text_safety import printable
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-# Escape sequences (CSI, OSC such as the clipboard write \x1b]52, other ESC forms, their 8-bit C1
-# forms), then any control character left but newline and tab, and the bidi overrides that reorder
-# what the operator sees.
-_ESCAPES = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
-                      r"|(?:\x1b[\]PX^_]|[\x90\x9d\x98\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
-                      r"|\x1b[ -/]*[0-~]?")
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: object) -> str:
-    """Text from the model, the sandbox or the data, without what a terminal would act on."""
-    return _CONTROLS.sub("", _ESCAPES.sub("", str(text)))
 
 
 def error(message: object) -> None:

@@ -7,9 +7,9 @@ import os
 import typer
 from rich.text import Text
 
-from flows import local_server
-from flows.cli._console import JSON_OPTION_HELP, console, print_fields, print_json
-from flows.cli._errors import EXIT_FAILED, user_errors
+from cli import local_server
+from cli._console import JSON_OPTION_HELP, console, print_fields, print_json
+from cli._errors import EXIT_FAILED, user_errors
 
 server_app = typer.Typer(
     help="Manage the local Prefect server (SQLite under .analyst/prefect) that `analyst run` uses "

@@ -6,8 +6,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from flows.cli._console import JSON_OPTION_HELP, console, print_json
-from flows.cli._errors import user_errors
+from cli._console import JSON_OPTION_HELP, console, print_json
+from cli._errors import user_errors
 
 limits_app = typer.Typer(no_args_is_help=True)
 
@@ -18,8 +18,7 @@ def set_(
     limit: int = typer.Argument(..., help="How many at once (at least 1)."),
 ) -> None:
     """Create or change a limit on the Prefect server; runs over it wait for a slot."""
-    from deployments import check_known, set_limit
-    from deployments._limits import check_value
+    from deployments import check_known, check_value, set_limit
 
     with user_errors():
         check_value(check_known(name), limit)  # before any server starts
@@ -77,6 +76,6 @@ def show(as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -
 
 
 def _connect() -> None:
-    from flows.local_server import configure_prefect
+    from cli.local_server import configure_prefect
 
     configure_prefect()

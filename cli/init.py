@@ -12,7 +12,7 @@ import typer
 import yaml
 from pydantic import BaseModel
 
-from flows.cli._errors import err_console, user_errors
+from cli._errors import err_console, user_errors
 from tasks.config.schema import DATASET_NAME, SLUG, AnalysisConfig
 from tasks.errors import AnalystError
 

@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.status import Status
 from rich.text import Text
 
-from flows.cli._console import printable
 from tasks.agent import events
+from tasks.text_safety import printable
 
 
 class LiveProgress:
