@@ -27,7 +27,7 @@ CONFIG_OPTION = typer.Option(None, "--config", "-c", help="An analysis config wh
 
 def _client(config: Path | None):
     from tasks.config.loading import load_config
-    from tasks.sandbox.daytona_client import connect
+    from tasks.sandbox.daytona.client import connect
 
     if config is None:
         return connect(SandboxConfig(provider="daytona"), Path.cwd())
@@ -58,7 +58,7 @@ def _table(found: list, title: str) -> Table:
 def list_sandboxes(config: Path | None = CONFIG_OPTION,
                    as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
     """List the live Daytona sandboxes created by this tool, oldest first."""
-    from tasks.sandbox.daytona_cleanup import find_sandboxes
+    from tasks.sandbox.daytona.cleanup import find_sandboxes
 
     with user_errors():
         found = find_sandboxes(_client(config))
@@ -83,7 +83,7 @@ def cleanup(
     config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Delete this tool's Daytona sandboxes older than --older-than (default 1h)."""
-    from tasks.sandbox.daytona_cleanup import delete_found, find_sandboxes
+    from tasks.sandbox.daytona.cleanup import delete_found, find_sandboxes
 
     with user_errors():
         try:

@@ -29,7 +29,7 @@ from tasks.models import create_provider
 from tasks.provision import provision_sandbox, teardown_sandbox, upload_datasets
 from tasks.reports import ReportsNotWritten, create_progress, publish_iteration, update_progress
 from tasks.reports.publisher import ArtifactPublisher
-from tasks.sandbox.daytona_cleanup import delete_flow_run_sandboxes
+from tasks.sandbox.daytona.cleanup import delete_flow_run_sandboxes
 from tasks.sandbox_slots import SandboxSlot
 from tasks.validate import validate_datasets
 

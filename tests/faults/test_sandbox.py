@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tasks.agent.transcript import CellRecord
-from tasks.sandbox.limits import PidsCgroup
+from tasks.sandbox.local.limits import PidsCgroup
 from tests.fakes.daytona_api import FakeDaytonaAPI
 
 from .conftest import artifact_keys, flow_run, task_run_names

@@ -134,6 +134,6 @@ def test_an_injected_instruction_cannot_reach_host_files_or_the_network(prefect_
 
 
 def _python_roots() -> list[str]:
-    from tasks.sandbox.bubblewrap import python_roots
+    from tasks.sandbox.local.bubblewrap import python_roots
 
     return python_roots()

@@ -22,7 +22,7 @@ from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
 from tasks.errors import SandboxError
-from tasks.sandbox.process_tree import kill_tree
+from tasks.sandbox.local.process_tree import kill_tree
 
 PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 SOCKET_PREFIX = "k"

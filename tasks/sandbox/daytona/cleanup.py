@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.config.schema import SandboxConfig
-from tasks.sandbox.daytona_client import CREATED_BY, connect, translate
+from tasks.sandbox.daytona.client import CREATED_BY, connect, translate
 
 log = logging.getLogger(__name__)
 GONE_STATES = {"destroyed", "destroying"}

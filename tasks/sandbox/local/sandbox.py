@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import shutil
 import signal
 import sys
@@ -26,36 +25,33 @@ from typing import Any
 
 from tasks.config.schema import SandboxConfig
 from tasks.errors import SandboxError
-from tasks.sandbox import pycache, work_folder
-from tasks.sandbox.base import DATA_DIR, OUTPUTS_DIR, Chart, CodeError, ExecutionResult, Sandbox
-from tasks.sandbox.bubblewrap import (IPC_INSIDE, PYCACHE_INSIDE, Staging, build_command, find_bwrap,
-                                      require_userns, run_as, write_identity_files)
-from tasks.sandbox.disk_quota import DiskWatch
-from tasks.sandbox.kernel_session import KernelSession, Launch
-from tasks.sandbox.limits import (MAX_PROCESSES, CpuCgroup, MemoryCgroup, PidsCgroup, describe_bytes, make_preexec,
-                                  ram_limit)
+from tasks.sandbox.base import (DATA_DIR, DEFAULT_WARM_IMPORTS, OUTPUTS_DIR, THREAD_VARS, Chart, CodeError,
+                                ExecutionResult, Sandbox)
+from tasks.sandbox.local import pycache, work_folder
+from tasks.sandbox.local.bubblewrap import (IPC_INSIDE, PYCACHE_INSIDE, Staging, build_command, find_bwrap,
+                                            require_userns, run_as, write_identity_files)
+from tasks.sandbox.local.disk_quota import DiskWatch
+from tasks.sandbox.local.kernel_session import KernelSession, Launch
+from tasks.sandbox.local.limits import (MAX_PROCESSES, CpuCgroup, MemoryCgroup, PidsCgroup, describe_bytes,
+                                        make_preexec, ram_limit)
+from tasks.sandbox.local.output_limit import CUT_FIELD, kernel_setup_code
+from tasks.sandbox.local.process_tree import descendants
+from tasks.sandbox.local.seccomp import compiled_filter, filter_fd
+from tasks.sandbox.notes import STATE_GONE, timed_out_interrupted, timed_out_restarted
 from tasks.sandbox.output_buffer import OutputBuffer
-from tasks.sandbox.output_limit import CUT_FIELD, kernel_setup_code
-from tasks.sandbox.process_tree import descendants
-from tasks.sandbox.seccomp import compiled_filter, filter_fd
+from tasks.text_safety import strip_ansi
 
-# Imported in the background right after start-up, while the model is still writing the first
-# cell; the first run waits for them (outside its timeout) instead of paying ~2 s itself.
-DEFAULT_WARM_IMPORTS = ("numpy", "pandas", "matplotlib.pyplot")
+# The warm imports run in the background right after start-up; the first run waits for them, up to
+# this and outside its own timeout, instead of paying ~2 s itself.
 START_TIMEOUT_S = 30.0
 INTERRUPT_GRACE_S = 2.0
 MAX_SOCKET_PATH = 100
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "POLARS_MAX_THREADS", "RAYON_NUM_THREADS")
+# The local kernel runs this project's own environment, polars (Rust threads) included.
+LOCAL_THREAD_VARS = (*THREAD_VARS, "VECLIB_MAXIMUM_THREADS", "POLARS_MAX_THREADS", "RAYON_NUM_THREADS")
 NO_ISOLATION_WARNING = (
     "sandbox isolation is off (isolation: none): this code ran directly on the host, with access to "
     "its files, network and environment"
 )
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
 
 
 class LocalSandbox(Sandbox):
@@ -148,7 +144,7 @@ class LocalSandbox(Sandbox):
             "MPLCONFIGDIR": f"{home}/.matplotlib", "IPYTHONDIR": f"{home}/.ipython",
             # Few malloc arenas: each reserves 64 MiB of address space, which RLIMIT_AS counts.
             "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-            **{var: str(self.config.cpus) for var in THREAD_VARS},
+            **{var: str(self.config.cpus) for var in LOCAL_THREAD_VARS},
         }
         if sys.prefix != sys.base_prefix:
             env["VIRTUAL_ENV"] = sys.prefix
@@ -256,8 +252,7 @@ class LocalSandbox(Sandbox):
             result.warnings.append(
                 (f"the files under /sandbox grew past the sandbox's disk quota (sandbox.disk, "
                  f"{describe_bytes(self.config.file_bytes)}) while no code ran, so " if over_between else "")
-                + "the Python session had died since the last run and was restarted: "
-                  "variables, imports and loaded data are gone")
+                + f"the Python session had died since the last run and was restarted: {STATE_GONE}")
         self._await_setup()
         outputs = self.work_dir / OUTPUTS_DIR
         before = work_folder.snapshot(outputs)
@@ -288,7 +283,6 @@ class LocalSandbox(Sandbox):
         finally:
             self._cell_running = False
         limit, ram = describe_bytes(self.config.memory_bytes), describe_bytes(ram_limit(self.config.memory_bytes))
-        gone = "variables, imports and loaded data are gone"
         if outcome.status == "died":
             oom = self._cgroup is not None and self._cgroup.oom_kills() > oom_kills
             exit_code = self._session.proc.returncode if self._session.proc else None
@@ -298,24 +292,23 @@ class LocalSandbox(Sandbox):
                 CodeError("MemoryLimitKill", f"the sandbox's processes together (subprocesses and files in /tmp "
                                              f"included) used more RAM than its limit of {ram} (sandbox.memory, "
                                              f"{limit}, plus room for the interpreter), so the system killed the "
-                                             f"Python session, which was restarted: {gone}", "")
+                                             f"Python session, which was restarted: {STATE_GONE}", "")
                 if oom else
                 CodeError("KernelDied", f"the Python session exited unexpectedly (exit code {exit_code}) and was "
-                                        f"restarted: {gone}", "")
+                                        f"restarted: {STATE_GONE}", "")
             )
         elif outcome.status == "hung":
             self._restart()
             result.timed_out = result.state_reset = True
-            result.warnings.append(f"the code ran past its {timeout:g} s time limit and did not stop when "
-                                   f"interrupted; the Python session was restarted: {gone}")
+            result.warnings.append(timed_out_restarted(timeout))
         elif outcome.interrupted and outcome.status != "ok":
             result.timed_out = True
-            result.warnings.append(f"the code ran past its {timeout:g} s time limit and was interrupted "
-                                   "(variables defined before are kept)")
+            result.warnings.append(timed_out_interrupted(timeout))
         elif outcome.status == "error":
             result.error = self._code_error(outcome.content, limit)
         if self._disk is not None and self._disk.take_exceeded():
-            stopped = f"the Python session was restarted: {gone}" if result.state_reset else "the code was interrupted"
+            stopped = (f"the Python session was restarted: {STATE_GONE}" if result.state_reset
+                       else "the code was interrupted")
             result.error = CodeError("DiskQuotaExceeded", (
                 f"the files under /sandbox grew past the sandbox's disk quota (sandbox.disk, "
                 f"{describe_bytes(self.config.file_bytes)}), so {stopped}; delete files it no "
@@ -324,7 +317,7 @@ class LocalSandbox(Sandbox):
             # Processes past the cap may still be running (and forking): only a restart ends them all.
             self._restart()
             result.state_reset = True
-            result.error = _process_limit_error(result.error, gone)
+            result.error = _process_limit_error(result.error)
         result.duration_s = time.perf_counter() - started
         files, notes = work_folder.collect(outputs, before)
         result.charts = figures + files
@@ -385,10 +378,10 @@ class LocalSandbox(Sandbox):
         return CodeError(name=name, message=message, traceback=traceback)
 
 
-def _process_limit_error(error: CodeError | None, gone: str) -> CodeError:
+def _process_limit_error(error: CodeError | None) -> CodeError:
     """The code's own error (often BlockingIOError from fork), or a new one, saying the limit held."""
     note = (f"the code tried to run more than {MAX_PROCESSES} processes and threads at once (the sandbox's "
-            f"limit), so the Python session was restarted: {gone}")
+            f"limit), so the Python session was restarted: {STATE_GONE}")
     if error is None:
         return CodeError("ProcessLimitExceeded", note, "")
     return CodeError(error.name, f"{error.message}; {note}" if error.message else note, error.traceback)

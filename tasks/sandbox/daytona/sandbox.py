@@ -18,19 +18,17 @@ from typing import Any
 
 from tasks.config.schema import SandboxConfig
 from tasks.errors import SandboxError
-from tasks.sandbox import daytona_runs
-from tasks.sandbox.base import DATA_DIR, ExecutionResult, Sandbox
-from tasks.sandbox.daytona_client import connect, create_params, translate
-from tasks.sandbox.daytona_harness import setup_code, stateless_script
+from tasks.sandbox.base import DATA_DIR, DEFAULT_WARM_IMPORTS, ExecutionResult, Sandbox
+from tasks.sandbox.daytona.client import connect, create_params, translate
+from tasks.sandbox.daytona.stateful import StatefulRunner
+from tasks.sandbox.daytona.stateless import StatelessRunner
 
 log = logging.getLogger(__name__)
 
 CREATE_TIMEOUT_SNAPSHOT_S = 180.0
 CREATE_TIMEOUT_IMAGE_S = 1200.0  # building from a raw image takes minutes
-SETUP_TIMEOUT_S = 120
 DELETE_TIMEOUT_S = 60.0
 ATTEMPT_LABEL = "analyst-attempt"
-DEFAULT_WARM_IMPORTS = ("numpy", "pandas", "matplotlib.pyplot")  # once, at provisioning
 
 
 class DaytonaSandbox(Sandbox):
@@ -41,15 +39,19 @@ class DaytonaSandbox(Sandbox):
         self.labels = dict(labels or {})
         self.config_dir = config_dir
         self.create_timeout = create_timeout or (CREATE_TIMEOUT_IMAGE_S if config.image else CREATE_TIMEOUT_SNAPSHOT_S)
-        self.warm_imports = tuple(warm_imports)
-        self.figures = 0  # charts are numbered across the session, as locally
+        self.warm_imports = tuple(warm_imports)  # once, at provisioning
         self._attempt = ""
         self._client: Any = None
         self._sandbox: Any = None
-        self._context: Any = None
+        self._runner: StatefulRunner | StatelessRunner | None = None
         self._work_dir: str | None = None
         self._closed = False
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: SandboxConfig, *, labels: dict[str, str] | None = None,
+                    config_dir: Path | None = None, **options: Any) -> DaytonaSandbox:
+        return cls(config, labels, config_dir=config_dir, **options)
 
     @property
     def sandbox_id(self) -> str | None:
@@ -63,6 +65,7 @@ class DaytonaSandbox(Sandbox):
         return self._work_dir
 
     def require(self) -> Any:
+        """The SDK's sandbox, or a SandboxError once it is torn down (or before it is provisioned)."""
         if self._sandbox is None or self._work_dir is None:
             raise SandboxError("the sandbox was torn down" if self._closed else "the sandbox is not provisioned")
         return self._sandbox
@@ -101,33 +104,12 @@ class DaytonaSandbox(Sandbox):
             raise translate(exc, "creating the sandbox") from exc
         try:
             self._work_dir = self._sandbox.get_work_dir().rstrip("/") or "/"
-            if self.config.stateful:
-                self.start_session()
-            else:
-                daytona_runs.check_script(self, stateless_script(self._work_dir, install=True), "preparing the sandbox")
+            self._runner = (StatefulRunner(self.require, self._work_dir, self.config, self.warm_imports)
+                            if self.config.stateful else StatelessRunner(self.require, self._work_dir, self.config))
+            self._runner.start()
         except DaytonaError as exc:
             raise translate(exc, "preparing the sandbox") from exc
         log.info("Daytona sandbox %s ready (work dir %s)", self._sandbox.id, self._work_dir)
-
-    def start_session(self) -> None:
-        """A fresh interpreter context with the harness loaded (used again after a restart)."""
-        interpreter = self._sandbox.code_interpreter
-        old, self._context = self._context, None
-        if old is not None:
-            try:
-                interpreter.delete_context(old)
-            except Exception as exc:  # noqa: BLE001 - a dead context may be gone already
-                log.debug("could not delete interpreter context %s: %s", old.id, exc)
-        self._context = interpreter.create_context(cwd=self._work_dir)
-        reply = interpreter.run_code(setup_code(self._work_dir or ".", self.warm_imports), context=self._context,
-                                     timeout=SETUP_TIMEOUT_S)
-        if reply.error is not None:
-            raise SandboxError(f"could not prepare the Python session in the Daytona sandbox: "
-                               f"{reply.error.name}: {reply.error.value}")
-
-    @property
-    def context(self) -> Any:
-        return self._context
 
     def teardown(self) -> None:
         self._closed = True
@@ -153,7 +135,7 @@ class DaytonaSandbox(Sandbox):
                 log.warning("%s", message)
             else:
                 raise SandboxError(message, transient=error.transient) from exc
-        self._sandbox = self._context = None
+        self._sandbox = self._runner = None
         self._work_dir = None
 
     def _delete_quietly(self, sandbox_id: str) -> None:
@@ -201,7 +183,5 @@ class DaytonaSandbox(Sandbox):
     def run_code(self, code: str, timeout: float | None = None) -> ExecutionResult:
         with self._lock:
             self.require()
-            limit = self.config.timeout if timeout is None else timeout
-            if self.config.stateful:
-                return daytona_runs.run_stateful(self, code, limit)
-            return daytona_runs.run_stateless(self, code, limit)
+            assert self._runner is not None
+            return self._runner.run(code, self.config.timeout if timeout is None else timeout)

@@ -15,6 +15,7 @@ from typing import Any
 from tasks.config.loading import dotenv_environment
 from tasks.config.schema import SandboxConfig, parse_size
 from tasks.errors import SandboxError
+from tasks.sandbox.base import THREAD_VARS
 from tasks.secret_blocks import read_secret_block
 
 DEFAULT_API_URL = "https://app.daytona.io/api"
@@ -22,8 +23,6 @@ DEFAULT_API_URL = "https://app.daytona.io/api"
 CREATED_BY = ("created-by", "analyst")
 HOW_TO_FIX = ("set DAYTONA_API_KEY in the environment or .env, or name a Prefect Secret block in "
               "sandbox.api_key_secret")
-# Variables the analysis code may see: nothing from the host, only what makes Python behave.
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,6 @@ def resolve_credentials(config: SandboxConfig, config_dir: Path | None = None) -
     return Credentials(key, url or DEFAULT_API_URL, target)
 
 
-
-
 def connect(config: SandboxConfig, config_dir: Path | None = None) -> Any:
     """A ``daytona.Daytona`` client. It sends nothing yet: a bad key shows on the first request."""
     from daytona import Daytona, DaytonaConfig
@@ -73,7 +70,8 @@ def connect(config: SandboxConfig, config_dir: Path | None = None) -> Any:
 
 
 def sandbox_env(config: SandboxConfig) -> dict[str, str]:
-    """The sandbox's environment variables: fixed values, never copied from the host."""
+    """The sandbox's environment variables: fixed values, never copied from the host, only what makes
+    Python behave."""
     return {"MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", **{v: str(config.cpus) for v in THREAD_VARS}}
 
 

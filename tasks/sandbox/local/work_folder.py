@@ -8,7 +8,6 @@ skipped, and sizes and pixel counts are bounded.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import stat
@@ -17,11 +16,8 @@ from pathlib import Path
 
 from tasks.errors import SandboxError
 from tasks.sandbox.base import DATA_DIR, OUTPUTS_DIR, Chart
+from tasks.sandbox.images import IMAGE_SUFFIXES, MAX_FILE_BYTES, as_png, png_name
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MAX_FILE_BYTES = 25 * 1024**2
-MAX_PIXELS = 50_000_000
 MAX_ENTRIES = 10_000  # a folder of a million files must not stall every run
 
 Snapshot = dict[str, tuple[int, int, int]]
@@ -102,17 +98,16 @@ def collect(outputs: Path, before: Snapshot) -> tuple[list[Chart], list[str]]:
         if data is None:
             continue
         try:
-            png = data if data.startswith(PNG_SIGNATURE) else _to_png(data)
+            png = as_png(data)
         except Exception as exc:  # any decoder error: the file is reported, never fatal
             notes.append(f"{shown}: not returned as a chart, cannot read it as an image ({exc})")
             continue
         charts.append(Chart(name=shown, png=png, source="file"))
     taken = {c.name for c in charts}
     renamed = []
-    for chart in sorted(charts, key=lambda c: c.name):  # a converted JPEG is named .png unless taken
-        if not chart.name.lower().endswith(".png"):
-            stem = chart.name.rsplit(".", 1)[0] + ".png"
-            name = stem if stem not in taken else chart.name + ".png"
+    for chart in sorted(charts, key=lambda c: c.name):
+        name = png_name(chart.name, taken)
+        if name != chart.name:
             taken.add(name)
             chart = Chart(name=name, png=chart.png, source="file")
         renamed.append(chart)
@@ -134,16 +129,3 @@ def _read_regular(dirfd: int, name: str) -> bytes | None:
     finally:
         os.close(fd)
 
-
-def _to_png(data: bytes) -> bytes:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data), formats=["JPEG", "PNG"]) as image:
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise ValueError(f"{width}x{height} pixels is over the {MAX_PIXELS:,} allowed")
-        if image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
-            image = image.convert("RGB")  # e.g. CMYK JPEGs, which PNG cannot hold
-        out = io.BytesIO()
-        image.save(out, format="PNG")
-        return out.getvalue()
