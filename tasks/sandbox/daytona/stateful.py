@@ -22,7 +22,7 @@ from tasks.sandbox.daytona.client import translate
 from tasks.sandbox.daytona.harness import Harvest, display_last_expression, harvest_code, parse_harvest, setup_code
 from tasks.sandbox.notes import STATE_GONE, timed_out_interrupted, timed_out_restarted
 from tasks.sandbox.output_buffer import OutputBuffer
-from tasks.text_safety import strip_ansi
+from tasks.text_safety import printable
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class StatefulRunner:
         result.duration_s = time.perf_counter() - started
         if status == "ok" and reply.error is not None:
             e = reply.error
-            result.error = CodeError(str(e.name or "Error"), str(e.value or ""), strip_ansi(str(e.traceback or "")))
+            result.error = CodeError(str(e.name or "Error"), str(e.value or ""), printable(str(e.traceback or "")))
         if status in ("timeout", "hung"):
             result.timed_out = True
         harvest = None if status == "hung" else self._harvest()
@@ -87,7 +87,7 @@ class StatefulRunner:
                                "alive; its output is lost)", transient=True)
         result.charts, notes = self._charts.fetch(harvest)
         result.warnings.extend(notes)
-        result.stdout, result.stderr = strip_ansi(out.getvalue()), strip_ansi(err.getvalue())
+        result.stdout, result.stderr = printable(out.getvalue()), printable(err.getvalue())
         return result
 
     def _restart(self) -> None:

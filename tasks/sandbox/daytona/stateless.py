@@ -18,7 +18,7 @@ from tasks.sandbox.daytona.client import translate
 from tasks.sandbox.daytona.harness import (Harvest, display_last_expression, display_prelude, parse_harvest,
                                            stateless_script)
 from tasks.sandbox.output_buffer import OutputBuffer
-from tasks.text_safety import strip_ansi
+from tasks.text_safety import printable
 
 SCRIPT_TIMEOUT_S = 30
 _LAST_ERROR = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
@@ -55,7 +55,7 @@ class StatelessRunner:
             raise translate(exc, "running code") from exc
         result.duration_s = time.perf_counter() - started
         if reply is not None:
-            text = strip_ansi(reply.result or "")
+            text = printable(reply.result or "")
             if reply.exit_code not in (0, None):
                 text, result.error = _split_traceback(text, reply.exit_code)
             out.write(text)

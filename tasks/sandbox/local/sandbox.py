@@ -39,7 +39,7 @@ from tasks.sandbox.local.process_tree import descendants
 from tasks.sandbox.local.seccomp import compiled_filter, filter_fd
 from tasks.sandbox.notes import STATE_GONE, timed_out_interrupted, timed_out_restarted
 from tasks.sandbox.output_buffer import OutputBuffer
-from tasks.text_safety import strip_ansi
+from tasks.text_safety import printable
 
 # The warm imports run in the background right after start-up; the first run waits for them, up to
 # this and outside its own timeout, instead of paying ~2 s itself.
@@ -322,7 +322,7 @@ class LocalSandbox(Sandbox):
         files, notes = work_folder.collect(outputs, before)
         result.charts = figures + files
         result.warnings.extend(notes)
-        result.stdout, result.stderr = strip_ansi(out.getvalue()), strip_ansi(err.getvalue())
+        result.stdout, result.stderr = printable(out.getvalue()), printable(err.getvalue())
         return result
 
     def _await_setup(self) -> None:
@@ -374,7 +374,7 @@ class LocalSandbox(Sandbox):
         name, message = str(content.get("ename", "Error")), str(content.get("evalue", ""))
         if name.endswith("MemoryError"):  # numpy raises _ArrayMemoryError, a MemoryError subclass
             message = f"{message + ': ' if message else ''}the sandbox's memory limit is {limit}"
-        traceback = strip_ansi("\n".join(content.get("traceback", [])))
+        traceback = printable("\n".join(content.get("traceback", [])))
         return CodeError(name=name, message=message, traceback=traceback)
 
 
