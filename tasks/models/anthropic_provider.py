@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover
 
 from tasks.config.schema import ModelConfig
 from tasks.errors import ContextWindowExceeded, ModelError
+from tasks.secrets import SecretReader
 
 from .base import NO_TEXT, ModelProvider, ModelRequest, ModelTurn, Usage
 from .pricing import configured_cost, turn_cost
@@ -86,11 +87,12 @@ class AnthropicProvider(ModelProvider):
                                            max_retries=max_retries)
 
     @classmethod
-    def from_config(cls, config: ModelConfig, config_dir: Path, **kwargs: Any) -> AnthropicProvider:
+    def from_config(cls, config: ModelConfig, config_dir: Path, read_secret: SecretReader | None = None,
+                    **kwargs: Any) -> AnthropicProvider:
         """Resolve the key (see ``credentials.anthropic_api_key``) and build the provider."""
         from .credentials import anthropic_api_key
 
-        return cls(config, anthropic_api_key(config, config_dir), **kwargs)
+        return cls(config, anthropic_api_key(config, config_dir, read_secret), **kwargs)
 
     def __repr__(self) -> str:  # never the key
         return f"AnthropicProvider(model={self.config.name!r}, base_url={self.config.base_url!r})"

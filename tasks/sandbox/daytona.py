@@ -22,6 +22,7 @@ from tasks.sandbox import daytona_runs
 from tasks.sandbox.base import DATA_DIR, ExecutionResult, Sandbox
 from tasks.sandbox.daytona_client import connect, create_params, translate
 from tasks.sandbox.daytona_harness import setup_code, stateless_script
+from tasks.secrets import SecretReader
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,9 @@ DEFAULT_WARM_IMPORTS = ("numpy", "pandas", "matplotlib.pyplot")  # once, at prov
 class DaytonaSandbox(Sandbox):
     def __init__(self, config: SandboxConfig, labels: dict[str, str] | None = None, *,
                  config_dir: Path | None = None, create_timeout: float | None = None,
-                 warm_imports: tuple[str, ...] = DEFAULT_WARM_IMPORTS):
+                 warm_imports: tuple[str, ...] = DEFAULT_WARM_IMPORTS, read_secret: SecretReader | None = None):
         self.config = config
+        self.read_secret = read_secret
         self.labels = dict(labels or {})
         self.config_dir = config_dir
         self.create_timeout = create_timeout or (CREATE_TIMEOUT_IMAGE_S if config.image else CREATE_TIMEOUT_SNAPSHOT_S)
@@ -83,7 +85,7 @@ class DaytonaSandbox(Sandbox):
     def _provision(self) -> None:
         from daytona import DaytonaError, DaytonaTimeoutError
 
-        self._client = connect(self.config, self.config_dir)
+        self._client = connect(self.config, self.config_dir, self.read_secret)
         self._attempt = uuid.uuid4().hex[:16]
         params = create_params(self.config, {**self.labels, ATTEMPT_LABEL: self._attempt})
         try:
