@@ -71,12 +71,7 @@ def plain_loop(replay: Path, outputs: Path, iterations: int) -> float:
         for dataset in cfg.datasets:
             with dataset_file(dataset, loaded.base_dir) as path:
                 sandbox.upload(path, dataset.sandbox_filename)
-        loop = AnalysisLoop(provider, sandbox, transcript, run_dir,
-                            LoopLimits.from_config(cfg))
-        while not loop.done and loop.iterations < iterations:
-            loop.step()
-        if not loop.done:
-            loop.write_final_report()
+        AnalysisLoop(provider, sandbox, transcript, run_dir, LoopLimits.from_config(cfg)).run()
     write_run_reports(transcript, run_dir)
     elapsed = time.perf_counter() - start
     assert transcript.status == "max_iterations" and len(transcript.cells) == iterations, transcript.status

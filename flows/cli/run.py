@@ -148,7 +148,7 @@ def _summary(result, error, progress, api_url, flow_run_url) -> dict[str, Any]:
 
 
 def _print_data_failures(console: Console, error: BaseException | None) -> None:
-    from tasks.validate import DataInvalid
+    from tasks.prefect.validate import DataInvalid
 
     if isinstance(error, DataInvalid):
         from flows.cli.tables import print_dataset_report

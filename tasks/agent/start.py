@@ -20,7 +20,7 @@ def start_transcript(config: AnalysisConfig, reports: Sequence[DatasetReport], p
     summaries = [dataset_prompt_summary(r, f"data/{d.sandbox_filename}") for r, d in zip(reports, config.datasets)]
     return Transcript(
         analysis=config.name,
-        model=getattr(provider, "model", config.model.name),
+        model=provider.model,
         provider=provider.name,
         system=build_system_prompt(summaries, python_version="3", timeout=config.sandbox.timeout,
                                    max_output_chars=config.sandbox.max_output_chars),

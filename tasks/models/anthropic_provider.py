@@ -79,6 +79,7 @@ class AnthropicProvider(ModelProvider):
             raise ModelError("no Anthropic API key given: set ANTHROPIC_API_KEY in the environment or .env, "
                              "or name a Prefect Secret block in model.api_key_secret")
         self.config = config
+        self.model, self.max_tokens = config.name, config.max_tokens
         self.max_retries = max_retries
         self.stream_retries = stream_retries
         self.stream_retry_delay = stream_retry_delay

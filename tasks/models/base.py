@@ -71,7 +71,9 @@ class ModelRequest:
 
 
 class ModelProvider(ABC):
-    name: str
+    name: str  # the provider: "anthropic", "replay"
+    model: str  # the model it asks (a replay: the model that was recorded)
+    max_tokens: int | None = None  # the cap on one reply, where the provider sets one
 
     @abstractmethod
     def next_turn(self, request: ModelRequest) -> ModelTurn:

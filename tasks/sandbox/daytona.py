@@ -5,7 +5,7 @@ what it created (including a sandbox whose creation answer was lost: each attemp
 label, looked up on failure), ``teardown`` deletes and is idempotent, and the sandbox is created
 with ``auto_stop_interval`` / ``auto_delete_interval`` as the safety net for a crashed process.
 Retries: this class never retries; it marks errors ``transient`` and the provisioning task (Prefect)
-retries those with backoff (see tasks/provision.py), so there is one retry layer only.
+retries those with backoff (see tasks/prefect/provision.py), so there is one retry layer only.
 """
 
 from __future__ import annotations
