@@ -34,7 +34,7 @@ RATIO_TARGET = 1.5
 def write_transcript(path: Path, iterations: int) -> None:
     """A replayable transcript: the demo's code cells (loading, group-bys, charts), cycled to
     ``iterations`` tool-calling turns, then the final report."""
-    from tasks.agent.transcript import IterationRecord, Transcript
+    from tasks.transcript import IterationRecord, Transcript
     from tasks.models.base import ModelTurn
 
     demo = Transcript.load(ROOT / "configs" / "retail-sales.transcript.json")

@@ -20,7 +20,7 @@ from tasks.agent import events
 from tasks.agent.loop import AnalysisLoop, LoopLimits
 from tasks.agent.resume import RESUMABLE, check_same_data, find_earlier_run, resume_transcript
 from tasks.agent.start import start_transcript
-from tasks.agent.transcript import TRANSCRIPT_FILE, IterationRecord, Transcript
+from tasks.transcript import TRANSCRIPT_FILE, IterationRecord, Transcript
 from tasks.config import LoadedConfig
 from tasks.models import create_provider
 from tasks.prefect.artifacts import create_progress, publish_iteration, update_progress

@@ -123,7 +123,7 @@ def _server_lost(error: BaseException, api_url: str, run_dir: str | None) -> str
         return None
     ended = ""
     if run_dir:
-        from tasks.agent.transcript import TRANSCRIPT_FILE, Transcript
+        from tasks.transcript import TRANSCRIPT_FILE, Transcript
 
         try:
             ended = f"; the analysis itself ended {Transcript.load(Path(run_dir) / TRANSCRIPT_FILE).status!r}"

@@ -18,7 +18,7 @@ from tasks.agent import events
 from tasks.agent.context import ask_within_context, make_room
 from tasks.agent.prompts import CONTINUE_AFTER_CONTEXT_WINDOW, CONTINUE_AFTER_MAX_TOKENS, FINAL_REPORT_REQUEST
 from tasks.agent.tool_results import invalid_call, invalid_call_block, tool_result_block
-from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, IterationRecord, Transcript, now_iso
+from tasks.transcript import TRANSCRIPT_FILE, CellRecord, IterationRecord, Transcript, now_iso
 from tasks.config import AnalysisConfig
 from tasks.image_safety import chart_file_name, keep_image
 from tasks.models.base import NO_TEXT, RUN_PYTHON_TOOL, ModelProvider, ModelRequest, ModelTurn

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tasks.agent import fingerprint
 from tasks.agent.prompts import FINAL_REPORT_REQUEST
-from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, InvalidTranscript, Transcript
+from tasks.transcript import TRANSCRIPT_FILE, CellRecord, InvalidTranscript, Transcript
 from tasks.errors import ConfigError, Problem
 from tasks.sandbox.base import Sandbox
 

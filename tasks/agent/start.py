@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from tasks.agent.fingerprint import sandbox_settings
 from tasks.agent.prompts import build_system_prompt, dataset_prompt_summary
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tasks.config import AnalysisConfig
 from tasks.datasets import DatasetReport
 from tasks.models import ModelProvider, run_python_tool

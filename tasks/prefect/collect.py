@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tasks.prefect.artifacts import publish_report, publish_usage
 from tasks.reports import write_run_reports
 

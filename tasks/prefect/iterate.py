@@ -11,7 +11,7 @@ from prefect.cache_policies import NONE
 
 from tasks.agent import resume
 from tasks.agent.loop import AnalysisLoop
-from tasks.agent.transcript import IterationRecord, Transcript
+from tasks.transcript import IterationRecord, Transcript
 from tasks.models.base import ModelTurn
 from tasks.sandbox.base import Sandbox
 

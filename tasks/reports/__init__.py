@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tasks.reports.html import render_report_html
 from tasks.reports.images import MiB, ChartEmbedder
 from tasks.reports.markdown import render_iteration_markdown, render_report_markdown

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tasks.agent.loop import AnalysisLoop, LoopLimits
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tasks.config import ModelConfig, SandboxConfig
 from tasks.errors import ModelError
 from tasks.models.anthropic_provider import AnthropicProvider

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flows.analysis import analyze
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tasks.config.loading import load_config
 from tasks.errors import SandboxError
 from tasks.prefect.provision import provision_sandbox

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tasks.sandbox.bubblewrap import python_roots
 from tests.fakes.anthropic_api import FakeAnthropicAPI
 from tests.fakes.daytona_api import FakeDaytonaAPI
