@@ -101,7 +101,7 @@ def _build(loaded: list[LoadedConfig], work_pool: str | None = None) -> list:
 def _apply_sandbox_cap(loaded: list[LoadedConfig]) -> None:
     """Set the global limit 'sandboxes' from ``concurrency.sandboxes``, or say what it is."""
     from deployments import read_limit_state, sandbox_cap, set_limit
-    from tasks.sandbox_slots import SANDBOX_LIMIT
+    from tasks.prefect.sandbox_slots import SANDBOX_LIMIT
 
     cap = sandbox_cap(loaded)
     if cap is None:

@@ -38,7 +38,7 @@ from pathlib import Path
 import psutil
 
 from tasks.errors import AnalystError
-from tasks.secret_blocks import SECRET_NAME
+from tasks.secrets import SECRET_NAME
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200

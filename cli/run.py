@@ -123,7 +123,7 @@ def _server_lost(error: BaseException, api_url: str, run_dir: str | None) -> str
         return None
     ended = ""
     if run_dir:
-        from tasks.agent.transcript import TRANSCRIPT_FILE, Transcript
+        from tasks.transcript import TRANSCRIPT_FILE, Transcript
 
         try:
             ended = f"; the analysis itself ended {Transcript.load(Path(run_dir) / TRANSCRIPT_FILE).status!r}"
@@ -148,7 +148,7 @@ def _summary(result, error, progress, api_url, flow_run_url) -> dict[str, Any]:
 
 
 def _print_data_failures(console: Console, error: BaseException | None) -> None:
-    from tasks.validate import DataInvalid
+    from tasks.prefect.validate import DataInvalid
 
     if isinstance(error, DataInvalid):
         from cli.tables import print_dataset_report

@@ -27,12 +27,14 @@ CONFIG_OPTION = typer.Option(None, "--config", "-c", help="An analysis config wh
 
 def _client(config: Path | None):
     from tasks.config.loading import load_config
+    from tasks.prefect.secret_blocks import read_secret_block
     from tasks.sandbox.daytona.client import connect
 
     if config is None:
-        return connect(SandboxConfig(provider="daytona"), Path.cwd())
+        return connect(SandboxConfig(provider="daytona"), Path.cwd(), read_secret_block)
     loaded = load_config(config)
-    return connect(loaded.config.sandbox.model_copy(update={"provider": "daytona"}), loaded.base_dir)
+    return connect(loaded.config.sandbox.model_copy(update={"provider": "daytona"}), loaded.base_dir,
+                   read_secret_block)
 
 
 def _age(delta: timedelta | None) -> str:

@@ -15,7 +15,9 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import dateutil.rrule
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.config.source_schema import BLOCK_SLUG, Combine, CredentialRef, SqlSource, is_glob, is_object_store
 
@@ -423,25 +425,36 @@ class ScheduleConfig(Strict):
         given = [k for k in ("cron", "interval", "rrule") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"expected exactly one of cron, interval, rrule; got {', '.join(given) or 'none'}")
-        try:
-            self.to_prefect()
-        except ValidationError as exc:  # Prefect's own check, so what passes here deploys
-            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
-        return self
-
-    def to_prefect(self) -> Any:
-        """The equivalent Prefect schedule object (imported lazily: prefect is slow to import)."""
-        from prefect.client.schemas import schedules
-
         if self.cron is not None:
-            return schedules.CronSchedule(cron=self.cron, timezone=self.timezone)
+            _check_cron(self.cron)
         if self.rrule is not None:
-            return schedules.RRuleSchedule(rrule=self.rrule, timezone=self.timezone)
-        return schedules.IntervalSchedule(interval=self.interval_timedelta, timezone=self.timezone)
+            _check_rrule(self.rrule)
+        return self
 
     @property
     def interval_timedelta(self) -> timedelta | None:
         return None if self.interval is None else timedelta(seconds=parse_duration(self.interval))
+
+
+# Prefect's own checks (prefect._internal.schemas.validators), so that what passes here deploys.
+MAX_RRULE_LENGTH = 6500
+
+
+def _check_cron(cron: str) -> None:
+    if not croniter.is_valid(cron):
+        raise ValueError(f'Invalid cron string: "{cron}"')
+    if any(field.casefold() in ("r", "h") for field in cron.split()):
+        raise ValueError(f'Random and Hashed expressions are unsupported, received: "{cron}"')
+
+
+def _check_rrule(rule: str) -> None:
+    try:
+        dateutil.rrule.rrulestr(rule, cache=True)
+    except ValueError as exc:
+        raise ValueError(f'Invalid RRule string "{rule}": {exc}') from None
+    if len(rule) > MAX_RRULE_LENGTH:
+        raise ValueError(f'Invalid RRule string "{rule[:40]}...": the longest allowed is {MAX_RRULE_LENGTH} '
+                         f"characters, got {len(rule)}")
 
 
 _BLOCK_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*$")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from tasks.config.schema import SandboxConfig
+    from tasks.secrets import SecretReader
 
 DATA_DIR = "data"
 OUTPUTS_DIR = "outputs"
@@ -66,9 +67,10 @@ class Sandbox(ABC):
 
     @classmethod
     def from_config(cls, config: SandboxConfig, *, labels: dict[str, str] | None = None,
-                    config_dir: Path | None = None, **options: Any) -> Sandbox:
+                    config_dir: Path | None = None, read_secret: SecretReader | None = None,
+                    **options: Any) -> Sandbox:
         """The provider for ``config`` (see ``create_sandbox``); one that keeps nothing in the cloud
-        needs neither ``labels`` nor ``config_dir``."""
+        needs neither ``labels``, ``config_dir`` nor ``read_secret``."""
         return cls(config, **options)  # type: ignore[call-arg]
 
     @abstractmethod

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tests.fakes.anthropic_api import FakeAnthropicAPI
 from tests.fakes.daytona_api import FakeDaytonaAPI
 from tests.faults.conftest import CSV, sandbox_processes

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow
 
 from flows.analysis import _collect, summarize
-from tasks.agent.transcript import TRANSCRIPT_FILE, Transcript
+from tasks.transcript import TRANSCRIPT_FILE, Transcript
 from tests.reports.run_factory import build_transcript
 
 

@@ -131,7 +131,7 @@ def test_the_crash_hook_deletes_the_runs_sandboxes(daytona_api, demo_config, mon
 
     import prefect.logging.loggers
 
-    from tasks.sandbox.daytona.cleanup import delete_flow_run_sandboxes
+    from tasks.prefect.crash_hooks import delete_flow_run_sandboxes
 
     # The hook logs to the flow run (the Prefect API); here, where no API runs, to a plain logger.
     monkeypatch.setattr(prefect.logging.loggers, "flow_run_logger", lambda *a: logging.getLogger("hook"))
@@ -155,7 +155,7 @@ def test_the_crash_hook_deletes_the_runs_sandboxes(daytona_api, demo_config, mon
 
 def test_the_hook_is_attached_to_the_analyze_flow():
     from flows.analysis import analyze
-    from tasks.sandbox.daytona.cleanup import delete_flow_run_sandboxes
+    from tasks.prefect.crash_hooks import delete_flow_run_sandboxes
 
     assert delete_flow_run_sandboxes in analyze.on_crashed_hooks
     assert delete_flow_run_sandboxes in analyze.on_cancellation_hooks

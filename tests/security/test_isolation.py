@@ -20,7 +20,7 @@ import pytest
 
 from cli import local_server
 from flows.analysis import analyze
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tests.security.test_secrets import planted
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from tasks.config.loading import dotenv_environment
 from tasks.config.schema import SandboxConfig, parse_size
 from tasks.errors import SandboxError
 from tasks.sandbox.base import THREAD_VARS
-from tasks.secret_blocks import read_secret_block
+from tasks.secrets import SecretReader, read_named_secret
 
 DEFAULT_API_URL = "https://app.daytona.io/api"
 # Every sandbox this tool creates carries this label, so `analyst sandboxes` finds them and only them.
@@ -35,7 +35,8 @@ class Credentials:
         return f"Credentials(api_url={self.api_url!r}, target={self.target!r})"
 
 
-def resolve_credentials(config: SandboxConfig, config_dir: Path | None = None) -> Credentials:
+def resolve_credentials(config: SandboxConfig, config_dir: Path | None = None,
+                        read_secret: SecretReader | None = None) -> Credentials:
     """The API key from the Prefect Secret block named in ``sandbox.api_key_secret``, else
     ``DAYTONA_API_KEY`` (environment, then the nearest ``.env`` beside the config or in the cwd).
 
@@ -44,7 +45,7 @@ def resolve_credentials(config: SandboxConfig, config_dir: Path | None = None) -
     """
     env = dotenv_environment(Path(config_dir) if config_dir else Path.cwd())
     if config.api_key_secret:
-        key = read_secret_block(config.api_key_secret, key="sandbox.api_key_secret",
+        key = read_named_secret(read_secret, config.api_key_secret, key="sandbox.api_key_secret",
                                 fallback="set DAYTONA_API_KEY", error=SandboxError)
     else:
         key = (env.get("DAYTONA_API_KEY") or "").strip()
@@ -61,11 +62,13 @@ def resolve_credentials(config: SandboxConfig, config_dir: Path | None = None) -
     return Credentials(key, url or DEFAULT_API_URL, target)
 
 
-def connect(config: SandboxConfig, config_dir: Path | None = None) -> Any:
+
+
+def connect(config: SandboxConfig, config_dir: Path | None = None, read_secret: SecretReader | None = None) -> Any:
     """A ``daytona.Daytona`` client. It sends nothing yet: a bad key shows on the first request."""
     from daytona import Daytona, DaytonaConfig
 
-    creds = resolve_credentials(config, config_dir)
+    creds = resolve_credentials(config, config_dir, read_secret)
     return Daytona(DaytonaConfig(api_key=creds.api_key, api_url=creds.api_url, target=creds.target))
 
 

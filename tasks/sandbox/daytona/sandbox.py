@@ -5,7 +5,7 @@ what it created (including a sandbox whose creation answer was lost: each attemp
 label, looked up on failure), ``teardown`` deletes and is idempotent, and the sandbox is created
 with ``auto_stop_interval`` / ``auto_delete_interval`` as the safety net for a crashed process.
 Retries: this class never retries; it marks errors ``transient`` and the provisioning task (Prefect)
-retries those with backoff (see tasks/provision.py), so there is one retry layer only.
+retries those with backoff (see tasks/prefect/provision.py), so there is one retry layer only.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from tasks.sandbox.base import DATA_DIR, DEFAULT_WARM_IMPORTS, ExecutionResult, 
 from tasks.sandbox.daytona.client import connect, create_params, translate
 from tasks.sandbox.daytona.stateful import StatefulRunner
 from tasks.sandbox.daytona.stateless import StatelessRunner
+from tasks.secrets import SecretReader
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,9 @@ ATTEMPT_LABEL = "analyst-attempt"
 class DaytonaSandbox(Sandbox):
     def __init__(self, config: SandboxConfig, labels: dict[str, str] | None = None, *,
                  config_dir: Path | None = None, create_timeout: float | None = None,
-                 warm_imports: tuple[str, ...] = DEFAULT_WARM_IMPORTS):
+                 warm_imports: tuple[str, ...] = DEFAULT_WARM_IMPORTS, read_secret: SecretReader | None = None):
         self.config = config
+        self.read_secret = read_secret
         self.labels = dict(labels or {})
         self.config_dir = config_dir
         self.create_timeout = create_timeout or (CREATE_TIMEOUT_IMAGE_S if config.image else CREATE_TIMEOUT_SNAPSHOT_S)
@@ -86,7 +88,7 @@ class DaytonaSandbox(Sandbox):
     def _provision(self) -> None:
         from daytona import DaytonaError, DaytonaTimeoutError
 
-        self._client = connect(self.config, self.config_dir)
+        self._client = connect(self.config, self.config_dir, self.read_secret)
         self._attempt = uuid.uuid4().hex[:16]
         params = create_params(self.config, {**self.labels, ATTEMPT_LABEL: self._attempt})
         try:

@@ -7,8 +7,9 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from tasks.agent.transcript import Transcript
-from tasks.reports import publish_report, publish_usage, write_run_reports
+from tasks.transcript import Transcript
+from tasks.prefect.artifacts import publish_report, publish_usage
+from tasks.reports import write_run_reports
 
 
 # Runs after failures too (what was done is never lost); rendering is deterministic, so no retries.

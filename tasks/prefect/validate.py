@@ -8,7 +8,7 @@ from prefect.cache_policies import NONE
 from tasks.config import LoadedConfig
 from tasks.datasets import DatasetReport, validate_dataset
 from tasks.errors import AnalystError
-from tasks.reports import publish_validation
+from tasks.prefect.artifacts import publish_validation
 from tasks.source_blocks import source_access
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks.agent.transcript import MAX_TRANSCRIPT_BYTES, InvalidTranscript, Transcript
+from tasks.transcript import MAX_TRANSCRIPT_BYTES, InvalidTranscript, Transcript
 from tasks.errors import ModelError
 from tasks.models.replay import ReplayProvider
 
-SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "retail-sales.transcript.json"
+SHIPPED = Path(__file__).resolve().parents[1] / "configs" / "retail-sales.transcript.json"
 
 
 def shipped() -> dict:

@@ -8,8 +8,8 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from tasks.reports import (create_progress, publish_iteration, publish_report, publish_usage, publish_validation,
-                           update_progress)
+from tasks.prefect.artifacts import (create_progress, publish_iteration, publish_report, publish_usage,
+                                    publish_validation, update_progress)
 
 pytestmark = pytest.mark.slow
 

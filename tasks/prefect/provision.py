@@ -9,6 +9,7 @@ from tasks.agent.fingerprint import file_sha256
 from tasks.config import LoadedConfig
 from tasks.datasets import dataset_file
 from tasks.errors import SandboxError
+from tasks.prefect.secret_blocks import read_secret_block
 from tasks.sandbox import Sandbox, create_sandbox
 from tasks.source_blocks import source_access
 
@@ -28,7 +29,8 @@ def _transient(task, task_run, state) -> bool:
 @task(name="provision-sandbox", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient,
       cache_policy=NONE)
 def provision_sandbox(loaded: LoadedConfig, labels: dict[str, str]) -> Sandbox:
-    sandbox = create_sandbox(loaded.config.sandbox, labels=labels, config_dir=loaded.base_dir)
+    sandbox = create_sandbox(loaded.config.sandbox, labels=labels, config_dir=loaded.base_dir,
+                             read_secret=read_secret_block)
     try:
         sandbox.provision()
     except BaseException:

@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from tasks.reports import artifacts
-from tasks.reports.artifacts import artifact_key, publish_report, update_progress
+from tasks.prefect import artifacts
+from tasks.prefect.artifacts import artifact_key, publish_report, update_progress
 
 
 @pytest.mark.parametrize(("name", "parts", "key"), [

@@ -17,14 +17,14 @@ import tempfile
 from dataclasses import field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
-from typing_extensions import TypedDict
 
 from tasks.errors import AnalystError
 from tasks.models.base import ModelTurn, Usage
+from tasks.models.messages import Message, ToolDefinition
 
 TRANSCRIPT_VERSION = 1
 TRANSCRIPT_FILE = "transcript.json"
@@ -42,15 +42,6 @@ class InvalidTranscript(AnalystError, ValueError):
     def __init__(self, file: Path, message: str):
         self.file = file
         super().__init__(message)
-
-
-class Message(TypedDict):
-    """One message of the conversation, in the Anthropic Messages format (kept whole: it is what the
-    model was sent, and what the turn cache's keys are made of)."""
-
-    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
-    role: Literal["user", "assistant"]
-    content: str | list[dict[str, Any]]
 
 
 _UMASK = os.umask(0)
@@ -104,7 +95,7 @@ class Transcript:
     provider: str
     system: str
     prompt: str
-    tools: list[dict[str, Any]] = field(default_factory=list)
+    tools: list[ToolDefinition] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)  # the conversation, as sent to the model
     iterations: list[IterationRecord] = field(default_factory=list)
     datasets: list[dict[str, Any]] = field(default_factory=list)  # validation summaries

@@ -1,17 +1,12 @@
-"""Read an API key from a Prefect Secret block, for the model and the sandbox providers alike.
+"""Read an API key from a Prefect Secret block, for the model and the sandbox providers alike: the
+``SecretReader`` (``tasks/secrets.py``) that the flow and the CLI hand to the domain code.
 
 The value is never logged or put in a message; each caller names its config key and its fix.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
-# Names of environment variables whose values are secrets: ANTHROPIC_API_KEY, DAYTONA_API_KEY, *_TOKEN, ...
-SECRET_NAME = re.compile(r"(?:^|_)(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
-
-ErrorFactory = Callable[..., Exception]  # (message, transient=...) -> the caller's error type
+from tasks.secrets import ErrorFactory
 
 
 def read_secret_block(name: str, *, key: str, fallback: str, error: ErrorFactory) -> str:

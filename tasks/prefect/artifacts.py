@@ -18,7 +18,7 @@ from uuid import UUID
 from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
                                update_progress_artifact)
 
-from tasks.agent.transcript import IterationRecord, Transcript
+from tasks.transcript import IterationRecord, Transcript
 from tasks.reports.markdown import (dataset_row, render_iteration_markdown, render_report_markdown,
                                     status_line)
 
