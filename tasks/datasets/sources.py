@@ -2,7 +2,7 @@
 rendering, and a folder where fetched data is kept for the run.
 
 The domain never loads a Prefect block itself (it imports without Prefect): the Prefect side
-(``tasks/source_blocks.py``) builds a ``SourceAccess`` whose callables load blocks. Without it,
+(``tasks/prefect/source_blocks.py``) builds a ``SourceAccess`` whose callables load blocks. Without it,
 credentials come from the environment only.
 """
 

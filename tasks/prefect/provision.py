@@ -11,7 +11,7 @@ from tasks.datasets import dataset_file
 from tasks.errors import SandboxError
 from tasks.prefect.secret_blocks import read_secret_block
 from tasks.sandbox import Sandbox, create_sandbox
-from tasks.source_blocks import source_access
+from tasks.prefect.source_blocks import source_access
 
 
 def _transient(task, task_run, state) -> bool:

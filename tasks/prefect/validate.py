@@ -9,7 +9,7 @@ from tasks.config import LoadedConfig
 from tasks.datasets import DatasetReport, validate_dataset
 from tasks.errors import AnalystError
 from tasks.prefect.artifacts import publish_validation
-from tasks.source_blocks import source_access
+from tasks.prefect.source_blocks import source_access
 
 
 class DataInvalid(AnalystError):
