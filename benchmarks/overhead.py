@@ -34,7 +34,7 @@ RATIO_TARGET = 1.5
 def write_transcript(path: Path, iterations: int) -> None:
     """A replayable transcript: the demo's code cells (loading, group-bys, charts), cycled to
     ``iterations`` tool-calling turns, then the final report."""
-    from tasks.agent.transcript import IterationRecord, Transcript
+    from tasks.transcript import IterationRecord, Transcript
     from tasks.models.base import ModelTurn
 
     demo = Transcript.load(ROOT / "configs" / "retail-sales.transcript.json")
@@ -71,12 +71,7 @@ def plain_loop(replay: Path, outputs: Path, iterations: int) -> float:
         for dataset in cfg.datasets:
             with dataset_file(dataset, loaded.base_dir) as path:
                 sandbox.upload(path, dataset.sandbox_filename)
-        loop = AnalysisLoop(provider, sandbox, transcript, run_dir,
-                            LoopLimits.from_config(cfg))
-        while not loop.done and loop.iterations < iterations:
-            loop.step()
-        if not loop.done:
-            loop.write_final_report()
+        AnalysisLoop(provider, sandbox, transcript, run_dir, LoopLimits.from_config(cfg)).run()
     write_run_reports(transcript, run_dir)
     elapsed = time.perf_counter() - start
     assert transcript.status == "max_iterations" and len(transcript.cells) == iterations, transcript.status
@@ -108,7 +103,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    from flows.local_server import configure_prefect
+    from cli.local_server import configure_prefect
 
     api_url = configure_prefect()
     with tempfile.TemporaryDirectory() as tmp:

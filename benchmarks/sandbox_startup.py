@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tasks.config.schema import SandboxConfig  # noqa: E402
-from tasks.sandbox import pycache  # noqa: E402
+from tasks.sandbox.local import pycache  # noqa: E402
 from tasks.sandbox.local import LocalSandbox  # noqa: E402
 
 READY_TARGET_S = 2.0
@@ -58,7 +58,7 @@ def main() -> int:
             assert result.stdout == "1\n", result
 
     compiled = pycache.environment_is_compiled()
-    print(f"bytecode: {'compiled at install' if compiled else 'host-built cache (see tasks/sandbox/pycache.py)'}"
+    print(f"bytecode: {'compiled at install' if compiled else 'host-built cache (see tasks/sandbox/local/pycache.py)'}"
           f"; provisions {args.provisions}, round trips {args.round_trips}")
     print(f"ready, each (s): {', '.join(f'{t:.2f}' for t in ready)}")
     print(line("ready (median)", statistics.median(ready), READY_TARGET_S))

@@ -9,14 +9,14 @@ Targets: peak memory of ``validate_dataset`` < 2x the file's size, and its time 
     .venv/bin/python benchmarks/validate_large.py --rows 200000
 
 Each measurement runs in its own interpreter, so one's memory cannot inflate the other's peak;
-the peak is the child's ru_maxrss (imports included), the time is the call alone.
+the peak is the child's own peak RSS, VmHWM (imports included), the time is the call alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import re
 import subprocess
 import sys
 import time
@@ -119,7 +119,8 @@ def _child(mode: str, path: str, schema_path: str) -> None:
         elapsed = time.perf_counter() - started
         info = {"rows": report.rows, "valid": report.valid, "failure_count": report.failure_count,
                 "by_check": [[c.column, c.check, c.count] for c in report.failures_by_check]}
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    # VmHWM is this process's own peak; ru_maxrss would carry over the parent's peak through fork and exec
+    peak = int(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
     print(json.dumps({"seconds": elapsed, "peak_bytes": peak, **info}))
 
 

@@ -24,6 +24,7 @@ import yaml
 from tasks.config import LoadedConfig, load_config
 from tasks.config.yaml_guard import read_config_yaml
 from tasks.errors import ConfigError, Problem
+from tasks.prefect.schedules import prefect_schedule
 
 from ._spec import deployment_fields
 
@@ -124,7 +125,7 @@ def _flow_and_options(loaded: LoadedConfig, work_pool: str | None = None) -> tup
     return flow, pool | {
         "name": fields["name"],
         "parameters": fields["parameters"],
-        "schedules": [schedule.to_prefect()] if schedule else None,
+        "schedules": [prefect_schedule(schedule)] if schedule else None,
         "tags": fields["tags"],
         "description": fields["description"],
         "concurrency_limit": ConcurrencyLimitConfig(**fields["concurrency_limit"]),

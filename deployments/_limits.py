@@ -13,7 +13,7 @@ from typing import Any
 
 from tasks.config import LoadedConfig
 from tasks.errors import AnalystError, ConfigError, Problem
-from tasks.sandbox_slots import SANDBOX_LIMIT
+from tasks.prefect.sandbox_slots import SANDBOX_LIMIT
 
 from ._register import _reason
 
@@ -106,7 +106,7 @@ def remove_limit(name: str) -> LimitState | None:
 
 
 def read_limit_state(name: str) -> LimitState | None:
-    from tasks.sandbox_slots import read_limit
+    from tasks.prefect.sandbox_slots import read_limit
 
     return _state(read_limit(name))
 

@@ -27,7 +27,7 @@ from typing import Any
 from tasks.config import LoadedConfig
 from tasks.config.loading import dotenv_environment
 from tasks.errors import ConfigError, Problem
-from tasks.secret_blocks import SECRET_NAME
+from tasks.secrets import SECRET_NAME
 
 MIN_SECRET_LENGTH = 8  # shorter values ("1", "true") would match by accident, and are not keys anyway
 

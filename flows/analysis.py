@@ -20,18 +20,21 @@ from tasks.agent import events
 from tasks.agent.loop import AnalysisLoop, LoopLimits
 from tasks.agent.resume import RESUMABLE, check_same_data, find_earlier_run, resume_transcript
 from tasks.agent.start import start_transcript
-from tasks.agent.transcript import TRANSCRIPT_FILE, Transcript
-from tasks.collect import collect_artifacts
+from tasks.transcript import TRANSCRIPT_FILE, IterationRecord, Transcript
 from tasks.config import LoadedConfig
-from tasks.configure import load_analysis_config
-from tasks.iterate import persist_turns, rebuild_sandbox, run_iteration, write_final_report
 from tasks.models import create_provider
-from tasks.provision import provision_sandbox, teardown_sandbox, upload_datasets
-from tasks.reports import ReportsNotWritten, create_progress, publish_iteration, update_progress
-from tasks.reports.publisher import ArtifactPublisher
-from tasks.sandbox.daytona_cleanup import delete_flow_run_sandboxes
-from tasks.sandbox_slots import SandboxSlot
-from tasks.validate import validate_datasets
+from tasks.prefect.artifacts import create_progress, publish_iteration, update_progress
+from tasks.prefect.collect import collect_artifacts
+from tasks.prefect.configure import load_analysis_config
+from tasks.prefect.crash_hooks import delete_flow_run_sandboxes
+from tasks.prefect.iterate import rebuild_sandbox, run_iteration, write_final_report
+from tasks.prefect.model import persist_turns
+from tasks.prefect.provision import provision_sandbox, teardown_sandbox, upload_datasets
+from tasks.prefect.publisher import ArtifactPublisher
+from tasks.prefect.sandbox_slots import SandboxSlot
+from tasks.prefect.secret_blocks import read_secret_block
+from tasks.prefect.validate import validate_datasets
+from tasks.reports import ReportsNotWritten
 
 
 def _run_name() -> str:
@@ -67,7 +70,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     cfg = loaded.config
     _tag_window(loaded)
     reports = validate_datasets(loaded)
-    provider = create_provider(cfg.model, loaded.base_dir, replay=replay)
+    provider = create_provider(cfg.model, loaded.base_dir, replay=replay, read_secret=read_secret_block)
     transcript = start_transcript(cfg, reports, provider, flow_run_id=str(flow_run.get_id() or ""))
     transcript.run_time = loaded.run_time.to_dict()
     earlier = find_earlier_run(loaded.outputs_dir / cfg.name, transcript.flow_run_id, resume)
@@ -96,18 +99,19 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         check_same_data(transcript, upload_datasets(sandbox, loaded), earlier.file if earlier else None)
         if earlier:
             rebuild_sandbox(sandbox, transcript, limits.code_timeout)
-        loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits, on_event=_emit_and_log)
+        loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits)
         progress = create_progress(cfg.name, limits.max_iterations)
-        while not loop.done and loop.iterations < limits.max_iterations:
-            if reason := loop.budget_exhausted():
-                loop.stop_for_budget(reason)
-                break
-            number = loop.iterations + 1
-            record = run_iteration.with_options(name=f"iteration-{number}", task_run_name=f"iteration-{number}")(loop)
+
+        def iteration() -> IterationRecord:
+            name = f"iteration-{loop.iterations + 1}"
+            return run_iteration.with_options(name=name, task_run_name=name)(loop)
+
+        def published(record: IterationRecord) -> None:
             publisher.submit(publish_iteration, cfg.name, record, run_dir)
-            publisher.submit(update_progress, progress, 100 * number / limits.max_iterations)
-        if not loop.done:
-            write_final_report(loop)
+            publisher.submit(update_progress, progress, 100 * record.number / limits.max_iterations)
+
+        with events.listening(_log_event):
+            loop.run(step=iteration, final_report=lambda: write_final_report(loop), after_iteration=published)
         publisher.submit(update_progress, progress, 100)
     except BaseException as exc:
         failed = True
@@ -253,8 +257,8 @@ def _tag_window(loaded: LoadedConfig) -> None:
         get_run_logger().warning("Could not tag the flow run with its window", exc_info=True)
 
 
-def _emit_and_log(kind: str, data: dict[str, Any]) -> None:
-    events.emit(kind, data)
+def _log_event(kind: str, data: dict[str, Any]) -> None:
+    """The loop's progress in the run's logs (the Prefect UI)."""
     logger = get_run_logger()
     if kind == "model_turn" and data["text"]:
         logger.info("Iteration %s, Claude: %s", data["iteration"], _clip(data["text"]))

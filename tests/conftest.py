@@ -28,7 +28,7 @@ def anthropic_api() -> Iterator[FakeAnthropicAPI]:
 def _local_prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One real local Prefect server (SQLite, a free port, a temporary home) for the whole session:
     the path `analyst run` takes, and far cheaper than a temporary server per test module."""
-    from flows import local_server
+    from cli import local_server
 
     home = tmp_path_factory.mktemp("prefect-server") / "analyst"
     with socket.socket() as probe:
@@ -50,7 +50,7 @@ def _local_prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture
 def prefect_api(_local_prefect_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point this process's Prefect at the session's local server (other tests may have moved it)."""
-    from flows import local_server
+    from cli import local_server
 
     monkeypatch.setenv("PREFECT_API_URL", _local_prefect_server)
     local_server.use_api_url(_local_prefect_server, local=True)
@@ -65,11 +65,11 @@ def cli(monkeypatch: pytest.MonkeyPatch):
     from rich.console import Console
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli import app
 
     monkeypatch.setenv("COLUMNS", "200")
     # The commands' consoles are made at import, which may have happened before COLUMNS was set.
-    for module in [m for name, m in sys.modules.items() if name.startswith("flows.cli")]:
+    for module in [m for name, m in sys.modules.items() if name == "cli" or name.startswith("cli.")]:
         for value in vars(module).values():
             if isinstance(value, Console):
                 monkeypatch.setattr(value, "width", 200)

@@ -47,7 +47,7 @@ class Served:
 def start_serving(paths: Sequence[str | Path], env: dict[str, str], cwd: Path | None = None,
                   timeout: float = 120.0) -> Served:
     """`analyst serve PATHS...` in its own process group, once it says it is serving."""
-    process = subprocess.Popen([sys.executable, "-c", "from flows.cli import app; app()", "serve", *map(str, paths)],
+    process = subprocess.Popen([sys.executable, "-c", "from cli import app; app()", "serve", *map(str, paths)],
                                cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     served = Served(process)

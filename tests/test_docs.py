@@ -39,7 +39,7 @@ def test_config_reference_lists_every_key_with_a_description() -> None:
 def test_cli_reference_holds_every_command_and_option() -> None:
     import typer
 
-    from flows.cli import app
+    from cli import app
 
     page = GENERATE.render_cli()
     root = typer.main.get_command(app)

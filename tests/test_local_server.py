@@ -19,8 +19,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from flows import local_server
-from flows.local_server import ServerError
+from cli import local_server
+from cli.local_server import ServerError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,7 @@ def test_flow_run_url(monkeypatch):
 def test_cli_status_and_stop_when_stopped(home):
     from typer.testing import CliRunner
 
-    from flows.cli.server import server_app
+    from cli.server import server_app
 
     runner = CliRunner()
     result = runner.invoke(server_app, ["status"])
@@ -137,7 +137,7 @@ def test_cli_status_and_stop_when_stopped(home):
 ENSURE = """
 import json, time
 t = time.monotonic()
-from flows import local_server
+from cli import local_server
 url = local_server.ensure_server()
 print(json.dumps({"url": url, "pid": local_server.status().pid, "seconds": time.monotonic() - t}))
 """
@@ -147,7 +147,7 @@ import json, sys, time
 import prefect  # imported first: configure_prefect must switch settings prefect has already loaded
 from prefect import flow, task
 from prefect.client.orchestration import get_client
-from flows import local_server
+from cli import local_server
 
 @task
 def double(x):
@@ -216,7 +216,7 @@ def test_concurrent_ensure_server_starts_one_server(at_shared):
 def test_cli_start_and_status_when_running(at_shared):  # before the lifecycle test, which stops the server
     from typer.testing import CliRunner
 
-    from flows.cli.server import server_app
+    from cli.server import server_app
 
     result = CliRunner().invoke(server_app, ["start"])
     assert result.exit_code == 0 and "Already running" in result.output, result.output

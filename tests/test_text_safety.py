@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.text_safety import strip_ansi
+from tasks.text_safety import printable
 
 
 @pytest.mark.parametrize("raw, clean", [
@@ -15,6 +15,11 @@ from tasks.text_safety import strip_ansi
     ("line\r\nnext\tcol\n", "line\nnext\tcol\n"),
     ("an unfinished \x1b]0;title", "an unfinished "),
     ("plain ünïcødé ✓", "plain ünïcødé ✓"),
+    ("\x1b]52;c;cm0gLXJmIH4=\x07copied", "copied"),
+    ("\x9d0;8-bit title\x9cafter", "after"),
+    ("\x90device\x07control\x9cok", "ok"),
+    ("\x1b(Bcharset", "charset"),
+    ("user\u202e\u2066gnp.exe\u2069\u202c", "usergnp.exe"),
 ])
 def test_escapes_and_control_characters_are_removed(raw, clean):
-    assert strip_ansi(raw) == clean
+    assert printable(raw) == clean

@@ -33,3 +33,12 @@ def file_sha256(path: Path) -> str:
 def changed(earlier: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """The keys whose values differ, in a stable order (a key only one side has counts)."""
     return sorted(key for key in earlier.keys() | now.keys() if earlier.get(key) != now.get(key))
+
+
+def data_fingerprint(source: str, rows: int, columns: list[str], content_hash: str,
+                     origin: dict[str, Any] | None = None, window: Any = None) -> dict[str, Any]:
+    """What a run records of one dataset, for its transcript and its report's data section: where it came
+    from (path or URL, the rendered query and its masked connection, a glob's files), its rows and columns,
+    the hash of the bytes the sandbox got, and the run's window."""
+    return {"source": source, **(origin or {}), "rows": rows, "columns": columns, "content_hash": content_hash,
+            "window": window}

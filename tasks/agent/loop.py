@@ -1,9 +1,10 @@
 """The agentic loop as plain code: Claude writes Python, the sandbox runs it, the result goes back.
 
-One ``step()`` is one iteration: one model turn and the execution of every tool call in it. The flow
-wraps each step in its own Prefect task; nothing here needs Prefect, so the loop also runs (and is
-benchmarked) on its own. The transcript is saved after every step, so a run that fails at iteration 7
-keeps iterations 1 to 6.
+One ``step()`` is one iteration: one model turn and the execution of every tool call in it; ``run()``
+drives the steps to the end, with the budget checks and the final report. The flow hands ``run()``
+its Prefect tasks as the step and the final report; nothing here needs Prefect, so the loop also runs
+(and is tested and benchmarked) on its own. The transcript is saved after every step, so a run that
+fails at iteration 7 keeps iterations 1 to 6. Progress goes out through ``tasks.agent.events``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.agent import events
 from tasks.agent.context import ask_within_context, make_room
 from tasks.agent.prompts import CONTINUE_AFTER_CONTEXT_WINDOW, CONTINUE_AFTER_MAX_TOKENS, FINAL_REPORT_REQUEST
 from tasks.agent.tool_results import invalid_call, invalid_call_block, tool_result_block
-from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, IterationRecord, Transcript, now_iso
+from tasks.transcript import TRANSCRIPT_FILE, CellRecord, IterationRecord, Transcript, now_iso
 from tasks.config import AnalysisConfig
 from tasks.image_safety import chart_file_name, keep_image
 from tasks.models.base import NO_TEXT, RUN_PYTHON_TOOL, ModelProvider, ModelRequest, ModelTurn
@@ -49,14 +51,12 @@ class AnalysisLoop:
         transcript: Transcript,
         run_dir: Path,
         limits: LoopLimits,
-        on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ):
         self.provider = provider
         self.sandbox = sandbox
         self.transcript = transcript
         self.run_dir = run_dir
         self.limits = limits
-        self._emit = on_event or (lambda kind, data: None)
         self._cut_text: list[str] = []  # text of turns cut at max_tokens, joined to the final answer
         self._cutoffs = 0
         if not transcript.messages:
@@ -74,15 +74,34 @@ class AnalysisLoop:
     def iterations(self) -> int:
         return len(self.transcript.iterations)
 
+    def run(self, step: Callable[[], IterationRecord] | None = None,
+            final_report: Callable[[], ModelTurn | None] | None = None,
+            after_iteration: Callable[[IterationRecord], None] | None = None) -> None:
+        """Iterate until Claude answers, the budget would be passed or ``max_iterations`` is reached;
+        after the limit, ask for the final report. ``step`` and ``final_report`` run one iteration and
+        the final report (default: ``self.step`` and ``self.write_final_report``; the flow passes its
+        tasks that call them); ``after_iteration`` sees each iteration's record."""
+        step = step or self.step
+        final_report = final_report or self.write_final_report
+        while not self.done and self.iterations < self.limits.max_iterations:
+            if reason := self.budget_exhausted():
+                self.stop_for_budget(reason)
+                break
+            record = step()
+            if after_iteration is not None:
+                after_iteration(record)
+        if not self.done:
+            final_report()
+
     def step(self) -> IterationRecord:
         """One iteration: ask the model, run its code, record everything."""
         number = self.iterations + 1
-        self._emit("model_request", {"iteration": number})
+        events.emit("model_request", {"iteration": number})
         turn = self._ask(allow_tools=True)
         record = IterationRecord(number, turn)
         self.transcript.iterations.append(record)
         self.transcript.messages.append({"role": "assistant", "content": _sendable(turn)})
-        self._emit("model_turn", {"iteration": number, "turn": turn, "text": turn.text})
+        events.emit("model_turn", {"iteration": number, "turn": turn, "text": turn.text})
         try:
             self._handle(turn, record)
         finally:
@@ -124,7 +143,7 @@ class AnalysisLoop:
         request = FINAL_REPORT_REQUEST.format(limit=self.limits.max_iterations)
         self._append_user_text(request)
         number = self.iterations + 1
-        self._emit("model_request", {"iteration": number, "final": True})
+        events.emit("model_request", {"iteration": number, "final": True})
         turn = self._ask(allow_tools=False)
         record = IterationRecord(number, turn, finished_at=now_iso())
         self.transcript.iterations.append(record)
@@ -143,7 +162,7 @@ class AnalysisLoop:
         return ask_within_context(
             lambda: self.provider.next_turn(ModelRequest(self.transcript.system, messages, self.transcript.tools,
                                                          allow_tools)),
-            messages, on_trim=lambda count, why: self._emit("context_trimmed", {"outputs": count, "reason": why}),
+            messages, on_trim=lambda count, why: events.emit("context_trimmed", {"outputs": count, "reason": why}),
         )
 
     def _handle(self, turn: ModelTurn, record: IterationRecord) -> None:
@@ -191,17 +210,17 @@ class AnalysisLoop:
                                    "sandbox.max_output_chars or model.max_iterations, or use a model with a larger "
                                    "context window")
             return
-        self._emit("context_trimmed", {"outputs": trimmed, "reason": "the reply reached the end of the context window"})
+        events.emit("context_trimmed", {"outputs": trimmed, "reason": "the reply reached the end of the context window"})
         self._append_user_text(CONTINUE_AFTER_CONTEXT_WINDOW.format(detail=detail))
 
     def _run_call(self, call: dict[str, Any], record: IterationRecord) -> dict[str, Any]:
         if problem := invalid_call(call, RUN_PYTHON_TOOL):
             return invalid_call_block(call["id"], problem)
         code = call["input"]["code"]
-        self._emit("code_start", {"iteration": record.number, "code": code})
+        events.emit("code_start", {"iteration": record.number, "code": code})
         result = self.sandbox.run_code(code, timeout=self.limits.code_timeout)
         cell = self._record_cell(call["id"], code, result, record)
-        self._emit("code_done", {"iteration": record.number, "cell": cell})
+        events.emit("code_done", {"iteration": record.number, "cell": cell})
         return tool_result_block(cell, self.limits.code_timeout)
 
     def _record_cell(self, tool_use_id: str, code: str, result: ExecutionResult, record: IterationRecord) -> CellRecord:
@@ -245,7 +264,7 @@ class AnalysisLoop:
     def _finish(self, status: str, detail: str) -> None:
         self.transcript.finish(status, detail)
         self.save()
-        self._emit("finished", {"status": status, "detail": detail})
+        events.emit("finished", {"status": status, "detail": detail})
 
 
 def _next_turn(amounts: list[float]) -> float:

@@ -5,7 +5,7 @@ is saved after every one). Resuming keeps that conversation exactly as Claude sa
 outputs, not new ones, so the requests that follow are the ones the first attempt would have made),
 runs the recorded code cells again in the fresh sandbox so that their variables and files are back,
 and lets the loop go on from iteration N. A turn that was received but never recorded (the process
-died while its code ran) comes back from the turn cache (``tasks/iterate.py``): none is paid twice.
+died while its code ran) comes back from the turn cache (``tasks/prefect/model.py``): none is paid twice.
 
 Two ways in: a retry of the same flow run (Prefect's ``retries``, or Retry in the UI) goes on in the
 folder of its first attempt; ``analyst run CONFIG --resume RUN_FOLDER`` is a new flow run that
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tasks.agent import fingerprint
 from tasks.agent.prompts import FINAL_REPORT_REQUEST
-from tasks.agent.transcript import TRANSCRIPT_FILE, CellRecord, InvalidTranscript, Transcript
+from tasks.transcript import TRANSCRIPT_FILE, CellRecord, InvalidTranscript, Transcript
 from tasks.errors import ConfigError, Problem
 from tasks.sandbox.base import Sandbox
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from tasks.agent.fingerprint import sandbox_settings
 from tasks.agent.prompts import build_system_prompt, dataset_prompt_summary
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tasks.config import AnalysisConfig
 from tasks.datasets import DatasetReport
 from tasks.models import ModelProvider, run_python_tool
@@ -20,7 +20,7 @@ def start_transcript(config: AnalysisConfig, reports: Sequence[DatasetReport], p
     summaries = [dataset_prompt_summary(r, f"data/{d.sandbox_filename}") for r, d in zip(reports, config.datasets)]
     return Transcript(
         analysis=config.name,
-        model=getattr(provider, "model", config.model.name),
+        model=provider.model,
         provider=provider.name,
         system=build_system_prompt(summaries, python_version="3", timeout=config.sandbox.timeout,
                                    max_output_chars=config.sandbox.max_output_chars),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.agent.transcript import CellRecord
+from tasks.transcript import CellRecord
 
 
 def describe_cell(cell: CellRecord, timeout: float) -> str:

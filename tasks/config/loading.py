@@ -29,7 +29,7 @@ from .yaml_guard import read_config_yaml
 
 __all__ = ["LoadedConfig", "config_warnings", "dotenv_environment", "load_config", "parse_overrides"]
 
-# API keys are read where they are used (tasks/models/credentials.py, tasks/sandbox/daytona_client.py),
+# API keys are read where they are used (tasks/models/credentials.py, tasks/sandbox/daytona/client.py),
 # never through the config, which is sent to the model, kept in transcripts and shown in Prefect.
 SECRET_VARIABLES = frozenset({"ANTHROPIC_API_KEY", "DAYTONA_API_KEY"})
 _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -15,7 +15,11 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import dateutil.rrule
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tasks.config.source_schema import BLOCK_SLUG, Combine, CredentialRef, SqlSource, is_glob, is_object_store
 
 from .window import WindowLength, parse_window_length
 
@@ -27,7 +31,6 @@ SUFFIX_FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "p
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_LOCAL_FILE_BYTES = 4 * 1024**3
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
-MAX_OCCURRENCES = 500  # runs one backfill may create
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
 
 
@@ -65,9 +68,22 @@ class DatasetConfig(Strict):
     name: str = Field(description=(
         "Names the file in the sandbox: data/<name>.<format>. Lowercase letters, digits, '-' and '_'; "
         "a name, not a path ('/', '\\' and '..' are refused)."))
-    path: str = Field(description=(
-        "A local path (relative to the config file) or an http(s) URL. A symlink is read and copied; "
-        "a device or pipe is refused."))
+    path: str | None = Field(None, description=(
+        "A local path (relative to the config file), an http(s) URL, or an object storage URL (s3://, gs://, "
+        "az://). A glob (*, ?, [...]) over a local folder or a bucket needs 'combine'. A symlink is read and "
+        "copied; a device or pipe is refused. Give either 'path' or 'sql'."))
+    sql: SqlSource | None = Field(None, description=(
+        "Read the dataset from a database instead of a file: {query, connection}. The result is streamed to "
+        "a Parquet file (data/<name>.parquet in the sandbox)."))
+    combine: Combine | None = Field(None, description=(
+        "For a glob: concat reads every matching file as one table (the same columns required; the sandbox "
+        "gets data/<name>.parquet); latest reads only the most recently modified file."))
+    headers: dict[str, CredentialRef] = Field(default_factory=dict, description=(
+        "HTTP headers sent with an http(s) download, each value from a Prefect Secret block "
+        "({block: secret/<name>}) or an environment variable ({env: NAME}); never written here."))
+    credentials: str | None = Field(None, description=(
+        "For object storage: a Prefect block holding the credentials, as 'block-type/block-name' (e.g. "
+        "'aws-credentials/prod'). Default: the environment (AWS_*, GOOGLE_*, AZURE_* variables)."))
     format: Literal["csv", "parquet", "json", "xlsx"] | None = Field(None, description=(
         "How to read the file. Default: inferred from the path's suffix (.csv, .tsv, .parquet, .pq, .json, "
         ".jsonl, .ndjson, .xlsx)."))
@@ -93,11 +109,39 @@ class DatasetConfig(Strict):
 
     @property
     def is_url(self) -> bool:
-        return self.path.startswith(("http://", "https://"))
+        return self.path is not None and self.path.startswith(("http://", "https://"))
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetConfig:
+        if (self.path is None) == (self.sql is None):
+            raise ValueError("give exactly one of 'path' (a file, URL or glob) or 'sql' (a query and connection)")
+        if self.sql is not None:
+            self.format = self.format or "parquet"  # type: ignore[assignment]
+            return self
+        assert self.path is not None
+        if is_glob(self.path) and self.combine is None:
+            raise ValueError(f"{self.path!r} is a glob: set 'combine' to concat (every file as one table) or "
+                             "latest (the newest file only)")
+        if self.headers and not self.is_url:
+            raise ValueError("'headers' are sent with an http(s) download only; 'path' is not an http(s) URL")
+        if self.credentials is not None and not (is_object_store(self.path) and BLOCK_SLUG.match(self.credentials)):
+            raise ValueError("'credentials' names a Prefect block ('block-type/block-name', e.g. "
+                             "'aws-credentials/prod') for an s3://, gs:// or az:// path")
+        if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", self.path):
+            raise ValueError("'path' holds a password (user:password@): keep credentials in a Prefect block or "
+                             "the environment, and use 'headers' or 'credentials'")
+        return self
+
+    @property
+    def staged_format(self) -> str:
+        """The format of the file the sandbox gets: Parquet for a query and for concatenated files."""
+        if self.sql is not None or (self.combine == "concat" and self.path is not None and is_glob(self.path)):
+            return "parquet"
+        return self.format or "csv"
 
     @model_validator(mode="after")
     def _infer_format(self) -> DatasetConfig:
-        if self.format is None:
+        if self.format is None and self.path is not None:
             suffix = PurePosixPath(self.path.split("?", 1)[0]).suffix.lower()
             if suffix not in SUFFIX_FORMATS:
                 raise ValueError(
@@ -108,7 +152,7 @@ class DatasetConfig(Strict):
 
     @property
     def sandbox_filename(self) -> str:
-        return f"{self.name}.{self.format}"
+        return f"{self.name}.{self.staged_format}"
 
 
 _BLOCK_NAME = re.compile(r"^[a-z0-9-]+$")  # what Prefect accepts as a block document's name
@@ -383,43 +427,36 @@ class ScheduleConfig(Strict):
         given = [k for k in ("cron", "interval", "rrule") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"expected exactly one of cron, interval, rrule; got {', '.join(given) or 'none'}")
-        try:
-            self.to_prefect()
-        except ValidationError as exc:  # Prefect's own check, so what passes here deploys
-            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
-        return self
-
-    def to_prefect(self) -> Any:
-        """The equivalent Prefect schedule object (imported lazily: prefect is slow to import)."""
-        from prefect.client.schemas import schedules
-
         if self.cron is not None:
-            return schedules.CronSchedule(cron=self.cron, timezone=self.timezone)
+            _check_cron(self.cron)
         if self.rrule is not None:
-            return schedules.RRuleSchedule(rrule=self.rrule, timezone=self.timezone)
-        return schedules.IntervalSchedule(interval=self.interval_timedelta, timezone=self.timezone)
-
-    def occurrences(self, start: datetime, end: datetime, limit: int = MAX_OCCURRENCES) -> list[datetime]:
-        """The times this schedule runs in ``[start, end]``, computed by Prefect's own scheduler code
-        (so a backfill matches what the server schedules); at most ``limit``."""
-        import asyncio
-
-        from prefect.server.schemas import schedules
-
-        own = self.to_prefect()
-        fields = own.model_dump()
-        if self.interval is not None:  # counted from the range's start, not from when this object was made
-            fields["anchor_date"] = start
-        server = getattr(schedules, type(own).__name__).model_validate(fields)
-        found = asyncio.run(server.get_dates(n=limit + 1, start=start, end=end))
-        if len(found) > limit:
-            raise ValueError(f"more than {limit} runs between {start.isoformat()} and {end.isoformat()}; "
-                             "backfill a shorter range at a time")
-        return [datetime.fromisoformat(d.isoformat()) for d in found]
+            _check_rrule(self.rrule)
+        return self
 
     @property
     def interval_timedelta(self) -> timedelta | None:
         return None if self.interval is None else timedelta(seconds=parse_duration(self.interval))
+
+
+# Prefect's own checks (prefect._internal.schemas.validators), so that what passes here deploys.
+MAX_RRULE_LENGTH = 6500
+
+
+def _check_cron(cron: str) -> None:
+    if not croniter.is_valid(cron):
+        raise ValueError(f'Invalid cron string: "{cron}"')
+    if any(field.casefold() in ("r", "h") for field in cron.split()):
+        raise ValueError(f'Random and Hashed expressions are unsupported, received: "{cron}"')
+
+
+def _check_rrule(rule: str) -> None:
+    try:
+        dateutil.rrule.rrulestr(rule, cache=True)
+    except ValueError as exc:
+        raise ValueError(f'Invalid RRule string "{rule}": {exc}') from None
+    if len(rule) > MAX_RRULE_LENGTH:
+        raise ValueError(f'Invalid RRule string "{rule[:40]}...": the longest allowed is {MAX_RRULE_LENGTH} '
+                         f"characters, got {len(rule)}")
 
 
 class WindowConfig(Strict):
@@ -457,6 +494,9 @@ class OutputsConfig(Strict):
         "Where the model's turns are persisted so that a retried or resumed run never pays for one twice: "
         "a Prefect filesystem block, as 'block-type/block-name' (e.g. 's3-bucket/analyst-results'), for "
         "workers on several hosts. Default: the folder .results under outputs.dir."))
+    keep_data: bool = Field(False, description=(
+        "Save the exact data the run analysed, as Parquet in the run folder (data/<name>.parquet), so that "
+        "--replay and --resume run on the same data later, even from a database or a bucket that has moved on."))
 
     @field_validator("results_storage")
     @classmethod

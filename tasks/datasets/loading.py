@@ -31,7 +31,10 @@ import httpx
 import polars as pl
 
 from tasks.config.schema import DatasetConfig
+from tasks.config.source_schema import is_object_store
 from tasks.datasets.file_checks import copy_with_lf_line_ends, has_lone_carriage_returns, xlsx_bomb_reason
+from tasks.datasets.sources import CredentialUnavailable, SourceAccess
+from tasks.datasets.staging import needs_staging, stage_dataset
 from tasks.errors import DataError
 
 DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -43,19 +46,29 @@ _BOMS = {codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32",
 
 
 def source_of(dataset: DatasetConfig, base_dir: Path) -> str:
-    """Where the data comes from, as shown to people: the URL or the resolved local path."""
-    return dataset.path if dataset.is_url else str(_local_path(dataset, base_dir))
+    """Where the data comes from, as shown to people: the URL, the resolved local path, or the
+    query's connection by the name of where it is kept (never the URL: it may hold a password)."""
+    if dataset.sql is not None:
+        ref = dataset.sql.connection
+        return f"query on {ref.block}" if ref.block else f"query on ${ref.env}"
+    assert dataset.path is not None
+    return dataset.path if dataset.is_url or is_object_store(dataset.path) else str(_local_path(dataset, base_dir))
 
 
 def _local_path(dataset: DatasetConfig, base_dir: Path) -> Path:
-    path = Path(dataset.path).expanduser()
+    path = Path(str(dataset.path)).expanduser()
     return path if path.is_absolute() else (base_dir / path)
 
 
 @contextmanager
-def dataset_file(dataset: DatasetConfig, base_dir: Path) -> Iterator[Path]:
-    """A local file holding the dataset: the file itself, or a download deleted on exit."""
+def dataset_file(dataset: DatasetConfig, base_dir: Path, access: SourceAccess | None = None) -> Iterator[Path]:
+    """A local file holding the dataset: the file itself, a download deleted on exit, or (for a
+    query, object storage or a glob) the file fetched once into ``access.stage`` for the run."""
     source = source_of(dataset, base_dir)
+    if needs_staging(dataset):
+        access = access or SourceAccess()  # held until exit: its stage folder goes with it
+        yield stage_dataset(dataset, base_dir, access)
+        return
     if not dataset.is_url:
         path = Path(source)
         if not path.exists():
@@ -67,16 +80,25 @@ def dataset_file(dataset: DatasetConfig, base_dir: Path) -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="analyst-data-"))
     try:
         path = folder / f"{dataset.name}.{dataset.format}"
-        _download(dataset.path, path, dataset.name)
+        _download(dataset.path, path, dataset.name, _headers(dataset, access))
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _download(url: str, dest: Path, name: str) -> None:
+def _headers(dataset: DatasetConfig, access: SourceAccess | None) -> dict[str, str]:
+    credential = (access or SourceAccess()).credential if dataset.headers else None
+    try:
+        return {header: credential(ref) for header, ref in dataset.headers.items()} if credential else {}
+    except CredentialUnavailable as exc:
+        raise DataError(dataset.name, str(dataset.path), f"cannot read a header's value: {exc}") from None
+
+
+def _download(url: str, dest: Path, name: str, headers: dict[str, str] | None = None) -> None:
     # Streamed to disk: a large file must not have to fit in memory twice.
     try:
-        with httpx.stream("GET", url, timeout=DOWNLOAD_TIMEOUT, follow_redirects=True) as response:
+        with httpx.stream("GET", url, headers=headers, timeout=DOWNLOAD_TIMEOUT,
+                          follow_redirects=True) as response:
             if response.status_code >= 400:
                 raise DataError(name, url, f"download failed: HTTP {response.status_code} {response.reason_phrase}")
             with dest.open("wb") as out:
@@ -89,9 +111,9 @@ def _download(url: str, dest: Path, name: str) -> None:
         raise DataError(name, url, f"cannot download: {exc or type(exc).__name__}") from None
 
 
-def read_dataset(dataset: DatasetConfig, base_dir: Path) -> pl.DataFrame:
+def read_dataset(dataset: DatasetConfig, base_dir: Path, access: SourceAccess | None = None) -> pl.DataFrame:
     """The whole dataset as a polars DataFrame, read as described in the module docstring."""
-    with dataset_file(dataset, base_dir) as path:
+    with dataset_file(dataset, base_dir, access) as path:
         reader = Reader(dataset, path, source_of(dataset, base_dir))
         return reader.collect(reader.scan())
 
@@ -99,12 +121,16 @@ def read_dataset(dataset: DatasetConfig, base_dir: Path) -> pl.DataFrame:
 class Reader:
     """Reads one local file; turns every failure into a DataError that says what to fix."""
 
-    def __init__(self, dataset: DatasetConfig, path: Path, source: str):
+    def __init__(self, dataset: DatasetConfig, path: Path, source: str, *, staged: bool = True):
+        """``staged``: ``path`` is the file the sandbox gets (Parquet for a query or concatenated
+        files); False reads one of the files a glob matched, in the dataset's own format."""
         self.name, self.path, self.source = dataset.name, path, source
         self.original = path  # self.path may become a copy with LF line ends (file_checks.py)
-        self.format = dataset.format or "csv"
-        self.options: dict[str, Any] = dict(dataset.read_options)
-        self.suffix = PurePosixPath(dataset.path.split("?", 1)[0]).suffix.lower()
+        self.format = dataset.staged_format if staged else (dataset.format or "csv")
+        # read_options are for the dataset's own format, not for the Parquet file its files became
+        same = self.format == (dataset.format or "csv")
+        self.options: dict[str, Any] = dict(dataset.read_options) if same else {}
+        self.suffix = PurePosixPath((dataset.path or "").split("?", 1)[0]).suffix.lower()
         self.text_columns: set[str] = set()  # CSV columns re-read as text after a late parse error
 
     def error(self, message: str) -> DataError:

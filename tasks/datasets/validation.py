@@ -31,20 +31,23 @@ from tasks.datasets.conversion import FLAG, convert
 from tasks.datasets.loading import Reader, dataset_file, source_of
 from tasks.datasets.report import CheckCount, DatasetReport, Failure
 from tasks.datasets.schemas import load_schema
+from tasks.datasets.sources import SourceAccess
 from tasks.errors import DataError
 
 MAX_FAILURES = 100
 HEAD_ROWS = 5
 _CELL = 80  # characters kept of one value in head rows and failure cases
 _KEYS = ["column", "check"]
+_COLUMNS_PER_RUN = 200  # a wider schema runs in slices; failures of the whole frame are then listed last
 
 
-def validate_dataset(dataset: DatasetConfig, base_dir: Path, *, max_failures: int = MAX_FAILURES) -> DatasetReport:
+def validate_dataset(dataset: DatasetConfig, base_dir: Path, *, max_failures: int = MAX_FAILURES,
+                     access: SourceAccess | None = None) -> DatasetReport:
     """Read the dataset, validate it against its schema, and report. Raises DataError when the
     data or the schema cannot be read; data that breaks the schema is a report with valid=False."""
     schema = load_schema(dataset, base_dir)  # a broken schema fails before any download
     source = source_of(dataset, base_dir)
-    with dataset_file(dataset, base_dir) as path:
+    with dataset_file(dataset, base_dir, access) as path:
         reader = Reader(dataset, path, source)
         converted: list[tuple[str, str]] = []
 
@@ -98,28 +101,74 @@ def _unconverted(flags: dict[str, pl.Series], declared: dict[str, str], limit: i
 def _run_pandera(frame: pl.DataFrame, schema: pap.DataFrameSchema, flags: dict[str, pl.Series], limit: int,
                  name: str, source: str) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
     runnable = _runnable(schema, flags, limit)
-    cases, counts = pl.DataFrame(schema=_CASES), pl.DataFrame(schema=_COUNTS)
+    cases, counts = [pl.DataFrame(schema=_CASES)], [pl.DataFrame(schema=_COUNTS)]
     with warnings.catch_warnings(record=True) as caught, \
             config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
         warnings.simplefilter("always")
-        try:
-            runnable.validate(frame, lazy=True)
-        except SchemaErrors as exc:
-            cases, counts = _tabulate(exc, schema)
-        except Exception as exc:  # noqa: BLE001 - a schema pandera accepted but cannot apply to this data
-            raise DataError(name, source, f"validation could not run: {type(exc).__name__}: "
-                                          f"{_short(str(exc), 300)}") from None
+        for part, data in _parts(runnable, frame):
+            try:
+                part.validate(data, lazy=True)
+            except SchemaErrors as exc:
+                more_cases, more_counts = _tabulate(exc, schema)
+                cases.append(more_cases)
+                counts.append(more_counts)
+            except Exception as exc:  # noqa: BLE001 - a schema pandera accepted but cannot apply to this data
+                raise DataError(name, source, f"validation could not run: {type(exc).__name__}: "
+                                              f"{_short(str(exc), 300)}") from None
     notes = [f"warning: {_short(str(w.message), 300)}" for w in caught if "SchemaWarning" in type(w.message).__name__]
-    return cases, counts, notes
+    return pl.concat(cases), pl.concat(counts), notes
+
+
+def _parts(schema: pap.DataFrameSchema, frame: pl.DataFrame) -> list[tuple[pap.DataFrameSchema, pl.DataFrame]]:
+    """The schema as pandera runs it: its named columns in slices of ``_COLUMNS_PER_RUN``, each on
+    those columns of the frame alone, then what needs the whole frame (regex columns, strict,
+    ordered, table checks, unique) when the schema has any of it. pandera's polars backend reads
+    the frame's column list once per column or more, so a single run costs time quadratic in
+    the width: minutes for a few thousand columns."""
+    named = [(n, c) for n, c in schema.columns.items() if not c.regex]
+    if len(named) <= _COLUMNS_PER_RUN:
+        return [(schema, frame)]
+    present = set(frame.columns)
+    parts = []
+    for start in range(0, len(named), _COLUMNS_PER_RUN):
+        columns = dict(named[start:start + _COLUMNS_PER_RUN])
+        part = _with_columns(schema, columns)
+        part.strict, part.ordered, part.checks, part.unique, part.dtype = False, False, [], None, None
+        parts.append((part, frame.select([n for n in columns if n in present])))
+    whole: dict[str, Any] = {}
+    if schema.strict or schema.ordered or len(named) < len(schema.columns):
+        # strict and ordered compare the frame's columns with all of the schema's, and a regex
+        # leaves the columns named explicitly to their own checks. This part stays quadratic.
+        whole = {n: c if c.regex else _name_only(c) for n, c in schema.columns.items()}
+    if whole or schema.checks or schema.unique:
+        part = _with_columns(schema, whole)
+        part.dtype = None  # with columns declared, pandera applies the table's dtype to none
+        parts.append((part, frame))
+    return parts
+
+
+def _with_columns(schema: pap.DataFrameSchema, columns: dict[str, Any]) -> pap.DataFrameSchema:
+    part = copy.copy(schema)
+    part.columns = columns
+    return part
+
+
+def _name_only(column: pap.Column) -> pap.Column:
+    """A column that only names itself: its checks run in its slice."""
+    column = copy.copy(column)
+    column.dtype, column.checks, column.nullable, column.unique, column.required = None, [], True, False, False
+    return column
 
 
 def _runnable(schema: pap.DataFrameSchema, flags: dict[str, pl.Series], limit: int) -> pap.DataFrameSchema:
-    """The schema pandera runs: values already converted, per-row checks as capped Checks."""
-    runnable = copy.deepcopy(schema)
+    """The schema pandera runs: values already converted, per-row checks as capped Checks.
+    Copied shallowly: a deep copy of a schema costs milliseconds per column."""
+    runnable = copy.copy(schema)
     runnable.coerce = False
-    for check in runnable.checks:
-        check.n_failure_cases = limit
-    for column in runnable.columns.values():
+    runnable.checks = [_capped(check, limit) for check in runnable.checks]
+    runnable.columns = {}
+    for name, original in schema.columns.items():
+        column = runnable.columns[name] = copy.copy(original)
         column.coerce = False
         extra = []
         if not column.regex and not column.nullable:
@@ -128,10 +177,14 @@ def _runnable(schema: pap.DataFrameSchema, flags: dict[str, pl.Series], limit: i
         if not column.regex and column.unique:
             column.unique = False
             extra.append(_unique_check())
-        column.checks = [*extra, *column.checks]
-        for check in column.checks:
-            check.n_failure_cases = limit
+        column.checks = [_capped(check, limit) for check in [*extra, *column.checks]]
     return runnable
+
+
+def _capped(check: Check, limit: int) -> Check:
+    check = copy.copy(check)
+    check.n_failure_cases = limit
+    return check
 
 
 def _not_null_check(unconverted: pl.Series | None) -> Check:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasks.config import ModelConfig
+from tasks.secrets import SecretReader
 
 from .base import ModelProvider, ModelRequest, ModelTurn, Usage
 from .tools import run_python_tool, tool_definitions
 
 
-def create_provider(config: ModelConfig, config_dir: Path, *, replay: str | Path | None = None) -> ModelProvider:
-    """``replay`` (the CLI's ``--replay``) wins over the configured provider."""
+def create_provider(config: ModelConfig, config_dir: Path, *, replay: str | Path | None = None,
+                    read_secret: SecretReader | None = None) -> ModelProvider:
+    """``replay`` (the CLI's ``--replay``) wins over the configured provider. ``read_secret`` reads the
+    Secret block named in ``model.api_key_secret``."""
     if replay is not None or config.provider == "replay":
         from .replay import ReplayProvider
 
@@ -19,7 +22,7 @@ def create_provider(config: ModelConfig, config_dir: Path, *, replay: str | Path
         return ReplayProvider(path)
     from .anthropic_provider import AnthropicProvider
 
-    return AnthropicProvider.from_config(config, config_dir)
+    return AnthropicProvider.from_config(config, config_dir, read_secret)
 
 
 __all__ = ["ModelProvider", "ModelRequest", "ModelTurn", "Usage", "create_provider", "run_python_tool",

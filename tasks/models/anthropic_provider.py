@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover
 
 from tasks.config.schema import ModelConfig
 from tasks.errors import ContextWindowExceeded, ModelError
+from tasks.secrets import SecretReader
 
 from .base import NO_TEXT, ModelProvider, ModelRequest, ModelTurn, Usage
 from .pricing import configured_cost, turn_cost
@@ -78,6 +79,7 @@ class AnthropicProvider(ModelProvider):
             raise ModelError("no Anthropic API key given: set ANTHROPIC_API_KEY in the environment or .env, "
                              "or name a Prefect Secret block in model.api_key_secret")
         self.config = config
+        self.model, self.max_tokens = config.name, config.max_tokens
         self.max_retries = max_retries
         self.stream_retries = stream_retries
         self.stream_retry_delay = stream_retry_delay
@@ -86,11 +88,12 @@ class AnthropicProvider(ModelProvider):
                                            max_retries=max_retries)
 
     @classmethod
-    def from_config(cls, config: ModelConfig, config_dir: Path, **kwargs: Any) -> AnthropicProvider:
+    def from_config(cls, config: ModelConfig, config_dir: Path, read_secret: SecretReader | None = None,
+                    **kwargs: Any) -> AnthropicProvider:
         """Resolve the key (see ``credentials.anthropic_api_key``) and build the provider."""
         from .credentials import anthropic_api_key
 
-        return cls(config, anthropic_api_key(config, config_dir), **kwargs)
+        return cls(config, anthropic_api_key(config, config_dir, read_secret), **kwargs)
 
     def __repr__(self) -> str:  # never the key
         return f"AnthropicProvider(model={self.config.name!r}, base_url={self.config.base_url!r})"

@@ -10,6 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tasks.models.messages import ContentBlock, Message, ToolDefinition
+
 RUN_PYTHON_TOOL = "run_python_code"
 NO_TEXT = "(no text)"  # stands in for a message left with no content: the API refuses an empty one
 
@@ -36,7 +38,7 @@ class Usage:
 class ModelTurn:
     """One assistant message and what it cost."""
 
-    content: list[dict[str, Any]]  # Anthropic content blocks: text, tool_use, thinking, ...
+    content: list[ContentBlock]  # text, tool_use, thinking, ...
     stop_reason: str  # end_turn | tool_use | max_tokens | model_context_window_exceeded | pause_turn | refusal | ...
     model: str
     usage: Usage = field(default_factory=Usage)
@@ -65,13 +67,15 @@ class ModelRequest:
     """Everything a provider needs for one turn."""
 
     system: str
-    messages: list[dict[str, Any]]
-    tools: list[dict[str, Any]]
+    messages: list[Message]
+    tools: list[ToolDefinition]
     allow_tools: bool = True  # False: the final-report turn, tools defined but not callable
 
 
 class ModelProvider(ABC):
-    name: str
+    name: str  # the provider: "anthropic", "replay"
+    model: str  # the model it asks (a replay: the model that was recorded)
+    max_tokens: int | None = None  # the cap on one reply, where the provider sets one
 
     @abstractmethod
     def next_turn(self, request: ModelRequest) -> ModelTurn:

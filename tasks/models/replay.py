@@ -10,14 +10,13 @@ from pathlib import Path
 
 from tasks.errors import ModelError
 from tasks.models.base import ModelProvider, ModelRequest, ModelTurn, Usage
+from tasks.transcript import Transcript
 
 
 class ReplayProvider(ModelProvider):
     name = "replay"
 
     def __init__(self, transcript_path: Path):
-        from tasks.agent.transcript import Transcript  # the agent package imports this one
-
         self.path = Path(transcript_path)
         try:
             self.source = Transcript.load(self.path)

@@ -1,21 +1,18 @@
-"""Everything a run is rendered into: files in the run folder and Prefect artifacts."""
+"""Everything a run is rendered into: the files in its run folder (its Prefect artifacts: tasks/prefect/artifacts.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.agent.transcript import Transcript
-from tasks.reports.artifacts import (artifact_key, create_progress, publish_iteration, publish_report,
-                                     publish_usage, publish_validation, update_progress)
+from tasks.transcript import Transcript
 from tasks.reports.html import render_report_html
 from tasks.reports.images import MiB, ChartEmbedder
 from tasks.reports.markdown import render_iteration_markdown, render_report_markdown
 from tasks.reports.notebook import build_notebook, write_notebook
 
 __all__ = [
-    "artifact_key", "build_notebook", "create_progress", "publish_iteration", "publish_report", "publish_usage",
-    "publish_validation", "render_iteration_markdown", "render_report_html", "render_report_markdown",
-    "update_progress", "write_notebook", "write_run_reports", "ReportsNotWritten",
+    "build_notebook", "render_iteration_markdown", "render_report_html", "render_report_markdown",
+    "write_notebook", "write_run_reports", "ReportsNotWritten",
 ]
 
 _HTML_BUDGET = 64 * MiB  # a local file, not a request: only keep it from growing without bound

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tasks.agent.transcript import CellRecord, IterationRecord, Transcript
+from tasks.transcript import CellRecord, IterationRecord, Transcript
 from tasks.image_safety import name_stem
 from tasks.reports.images import MiB, ChartEmbedder
 from tasks.reports.safe_markdown import ChartRef, Segment, fence, safe_inline, safe_markdown
-from tasks.text_safety import strip_ansi
+from tasks.text_safety import printable
 
 REPORT_BUDGET = 4 * MiB  # under Prefect Cloud's 5 MiB request cap, with room for the JSON envelope
 _NOTE_RESERVE = 300  # bytes kept back per chart for its heading or "omitted" note
@@ -164,7 +164,7 @@ def render_report_markdown(transcript: Transcript, run_dir: Path, *, embed: bool
                     ChartRef(PurePosixPath(chart).stem, chart), "")
     notes = [(i.number, note) for i in transcript.iterations for cell in i.cells for note in cell.warnings]
     if notes:
-        doc.add("## Sandbox notes", "", fence("\n".join(f"iteration {n}: {strip_ansi(note)}" for n, note in notes),
+        doc.add("## Sandbox notes", "", fence("\n".join(f"iteration {n}: {printable(note)}" for n, note in notes),
                                                 "text"), "")
     if transcript.datasets:
         doc.add(_data_section(transcript.datasets), "")
@@ -184,18 +184,18 @@ def render_iteration_markdown(iteration: IterationRecord, run_dir: Path,
             continue
         doc.add(fence(step.code, "python"), "")
         if step.stdout.strip():
-            doc.add("**Output**", "", fence(strip_ansi(step.stdout), "text"), "")
+            doc.add("**Output**", "", fence(printable(step.stdout), "text"), "")
         if step.stderr.strip():
-            doc.add("**Standard error**", "", fence(strip_ansi(step.stderr), "text"), "")
+            doc.add("**Standard error**", "", fence(printable(step.stderr), "text"), "")
         if step.error:
             doc.add(f"**Error:** `{safe_inline(step.error.get('name', 'Error')).replace('`', '')}`: "
                     f"{safe_inline(step.error.get('message', ''))}", "",
-                    fence(strip_ansi(step.error.get("traceback", "")), "text"), "")
+                    fence(printable(step.error.get("traceback", "")), "text"), "")
         if step.timed_out:
             doc.add("**Timed out.**" + (" The session was restarted: its variables are gone."
                                         if step.state_reset else ""), "")
         if step.warnings:
-            doc.add("**Sandbox notes**", "", fence("\n".join(map(strip_ansi, step.warnings)), "text"), "")
+            doc.add("**Sandbox notes**", "", fence("\n".join(map(printable, step.warnings)), "text"), "")
         for chart in step.charts:
             doc.add(ChartRef(PurePosixPath(chart).stem, chart), "")
     u = iteration.turn.usage

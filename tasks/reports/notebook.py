@@ -13,7 +13,7 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from tasks.agent.transcript import CellRecord, Transcript
+from tasks.transcript import CellRecord, Transcript
 from tasks.image_safety import keep_image
 from tasks.reports.safe_markdown import render_segments, safe_markdown
 from tasks.reports.markdown import iteration_steps, status_line

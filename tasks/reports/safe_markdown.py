@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from markdown_it import MarkdownIt
 
-from tasks.text_safety import strip_ansi
+from tasks.text_safety import printable
 
 
 class ChartRef(NamedTuple):
@@ -46,7 +46,7 @@ def fence(text: str, lang: str = "") -> str:
 def safe_markdown(text: str, chart_for: Callable[[str], str | None] = lambda _: None) -> list[Segment]:
     """``text`` (the model's) as segments of markdown, with ``chart_for(src)`` naming the run's chart
     an image link means, if any."""
-    text = strip_ansi(text)
+    text = printable(text)
     segments: list[Segment] = []
     for line, is_code in _lines(text):
         if is_code:
@@ -61,7 +61,7 @@ def safe_markdown(text: str, chart_for: Callable[[str], str | None] = lambda _: 
 
 def safe_inline(text: str) -> str:
     """One line of untrusted text inside markdown prose: no escapes, no raw HTML, no line breaks."""
-    return " ".join(_escape_html(strip_ansi(text)).split())
+    return " ".join(_escape_html(printable(text)).split())
 
 
 def render_segments(segments: Iterable[Segment]) -> str:

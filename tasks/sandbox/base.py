@@ -9,10 +9,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from tasks.config.schema import SandboxConfig
+    from tasks.secrets import SecretReader
 
 DATA_DIR = "data"
 OUTPUTS_DIR = "outputs"
+# Imported once a session starts, while the model is still writing the first cell, so the first
+# run does not pay for them itself.
+DEFAULT_WARM_IMPORTS = ("numpy", "pandas", "matplotlib.pyplot")
+# Set to ``sandbox.cpus`` in every sandbox: numeric libraries size their thread pools from these,
+# not from the machine's core count.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,14 @@ class ExecutionResult:
 class Sandbox(ABC):
     """Provision, upload, run code, tear down. ``teardown`` is idempotent and safe after a failed
     ``provision``; the context manager guarantees it."""
+
+    @classmethod
+    def from_config(cls, config: SandboxConfig, *, labels: dict[str, str] | None = None,
+                    config_dir: Path | None = None, read_secret: SecretReader | None = None,
+                    **options: Any) -> Sandbox:
+        """The provider for ``config`` (see ``create_sandbox``); one that keeps nothing in the cloud
+        needs neither ``labels``, ``config_dir`` nor ``read_secret``."""
+        return cls(config, **options)  # type: ignore[call-arg]
 
     @abstractmethod
     def provision(self) -> None: ...

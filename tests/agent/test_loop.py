@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tasks.agent.loop import AnalysisLoop, LoopLimits
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tasks.config import ModelConfig, SandboxConfig
 from tasks.errors import ModelError
 from tasks.models.anthropic_provider import AnthropicProvider
@@ -37,13 +37,7 @@ def make_loop(api: FakeAnthropicAPI, sandbox, run_dir: Path, **limits) -> Analys
 
 
 def run_to_end(loop: AnalysisLoop) -> None:
-    while not loop.done and loop.iterations < loop.limits.max_iterations:
-        if reason := loop.budget_exhausted():
-            loop.stop_for_budget(reason)
-            return
-        loop.step()
-    if not loop.done:
-        loop.write_final_report()
+    loop.run()
 
 
 def tool_results(body: dict) -> list[dict]:

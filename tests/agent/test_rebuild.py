@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from tasks.agent.resume import rebuild_sandbox
-from tasks.agent.transcript import CellRecord, IterationRecord, Transcript
+from tasks.transcript import CellRecord, IterationRecord, Transcript
 from tasks.config.schema import SandboxConfig
 from tasks.models.base import ModelTurn
 from tasks.sandbox.local import LocalSandbox

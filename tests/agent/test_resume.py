@@ -21,7 +21,7 @@ from tasks.agent.resume import (
     transcript_file,
 )
 from tasks.agent.fingerprint import sandbox_settings
-from tasks.agent.transcript import CellRecord, IterationRecord, Transcript
+from tasks.transcript import CellRecord, IterationRecord, Transcript
 from tasks.config.schema import SandboxConfig
 from tasks.errors import ConfigError
 from tasks.models.base import ModelTurn

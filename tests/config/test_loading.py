@@ -9,6 +9,7 @@ import pytest
 
 from tasks.config import config_warnings, load_config, parse_overrides
 from tasks.errors import ConfigError
+from tasks.prefect.schedules import prefect_schedule
 
 GOOD = """
 name: weekly-sales
@@ -61,7 +62,7 @@ def test_good_config_loads_with_defaults_and_resolved_paths(folder: Path) -> Non
     assert config.datasets[0].on_invalid == "fail"
     assert config.model.max_iterations == 4 and config.model.max_tokens == 16_000
     assert config.sandbox.memory_bytes == 1024**3 and config.sandbox.isolation == "bubblewrap"
-    assert config.schedule.to_prefect().cron == "0 7 * * 1"
+    assert prefect_schedule(config.schedule).cron == "0 7 * * 1"
     assert loaded.resolve(config.datasets[0].path) == folder / "data.csv"
     assert loaded.outputs_dir == folder / "outputs"
     assert config_warnings(config) == []
@@ -166,7 +167,7 @@ def test_bad_schedules(folder: Path, schedule: str, expected: str) -> None:
 
 def test_interval_schedule_converts_to_prefect(folder: Path) -> None:
     text = GOOD.replace('cron: "0 7 * * 1"', "interval: 30m")
-    schedule = load_config(write(folder, text)).config.schedule.to_prefect()
+    schedule = prefect_schedule(load_config(write(folder, text)).config.schedule)
     assert schedule.interval.total_seconds() == 1800
 
 

@@ -8,12 +8,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tasks.config import load_config
 from tasks.config.schema import ScheduleConfig, WindowConfig
 from tasks.config.templating import render
 from tasks.config.window import RunTime, Window, parse_window_length
 from tasks.errors import ConfigError
+from tasks.prefect.schedules import schedule_occurrences
 from tasks.reports.markdown import run_time_line
 
 UTC = timezone.utc
@@ -152,13 +153,13 @@ def test_a_bad_window_or_as_of_names_its_key(tmp_path) -> None:
 
 def test_backfill_occurrences_are_the_schedules_own_times_in_the_range() -> None:
     schedule = ScheduleConfig(cron="0 7 * * 1", timezone="Europe/Paris")
-    found = schedule.occurrences(datetime(2026, 11, 1, tzinfo=PARIS), datetime(2026, 11, 16, 7, tzinfo=PARIS))
+    found = schedule_occurrences(schedule, datetime(2026, 11, 1, tzinfo=PARIS), datetime(2026, 11, 16, 7, tzinfo=PARIS))
     assert found == [datetime(2026, 11, d, 7, tzinfo=PARIS) for d in (2, 9, 16)]  # both ends included
-    daily = ScheduleConfig(interval="1d").occurrences(datetime(2026, 11, 1, 6, tzinfo=UTC),
+    daily = schedule_occurrences(ScheduleConfig(interval="1d"), datetime(2026, 11, 1, 6, tzinfo=UTC),
                                                       datetime(2026, 11, 3, 6, tzinfo=UTC))
     assert daily == [datetime(2026, 11, d, 6, tzinfo=UTC) for d in (1, 2, 3)]
     with pytest.raises(ValueError, match="more than 500 runs"):
-        ScheduleConfig(interval="1h").occurrences(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
+        schedule_occurrences(ScheduleConfig(interval="1h"), datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
 
 
 def test_the_report_header_names_the_window() -> None:

@@ -42,6 +42,14 @@ def test_a_wide_file_drafts_and_validates(tmp_path: Path) -> None:
     assert report.valid and len(report.columns) == 300
 
 
+@pytest.mark.slow
+def test_a_file_of_thousands_of_columns_drafts_and_validates(tmp_path: Path) -> None:
+    content, _ = messy_csv(11, columns=3000, rows=30)
+    draft, report = _draft_then_validate(tmp_path, "wider.csv", content)
+    assert report.valid and len(report.columns) == 3000
+    assert draft.count("\n    dtype: ") == 3000
+
+
 def test_cr_only_line_ends_read_as_rows(tmp_path: Path) -> None:
     draft, report = _draft_then_validate(tmp_path, "cr.csv", b"a,b\r1,x\r2,y\r")
     assert report.valid and report.rows == 2 and report.columns == ["a", "b"]

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from deployments import read_limit_state
-from tasks.sandbox_slots import SANDBOX_LIMIT, SandboxSlot
+from tasks.prefect.sandbox_slots import SANDBOX_LIMIT, SandboxSlot
 from tests.deployments.test_deployments import copy_demo
 
 

@@ -66,7 +66,7 @@ def retrying_config(folder: Path, name: str, base_url: str) -> Path:
 
 def analyst(server: PrefectServer, *args: object) -> str:
     """The `analyst` command in its own process, pointed at the server as a user's shell is."""
-    done = subprocess.run([sys.executable, "-c", "from flows.cli import app; app()", *map(str, args)],
+    done = subprocess.run([sys.executable, "-c", "from cli import app; app()", *map(str, args)],
                           env=server.client_env(COLUMNS="200"), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -90,7 +90,7 @@ def served_runs(server: PrefectServer, configs: Path, folder: Path) -> Iterator[
     tmpdir.mkdir()
     log = folder / "serve.log"
     env = server.client_env(COLUMNS="200", TMPDIR=str(tmpdir), PREFECT_RUNNER_POLL_FREQUENCY="1")
-    proc = processes.start([sys.executable, "-c", "from flows.cli import app; app()", "serve", str(configs)],
+    proc = processes.start([sys.executable, "-c", "from cli import app; app()", "serve", str(configs)],
                            env, log, cwd=folder)
     try:
         processes.wait_until(lambda: "Serving 1 deployment" in log.read_text(errors="replace"), proc, log,

@@ -107,7 +107,7 @@ def record() -> Path:
     from tests.fakes.anthropic_api import FakeAnthropicAPI
 
     os.environ.setdefault("ANTHROPIC_API_KEY", "sk-stand-in")
-    from flows.local_server import configure_prefect
+    from cli.local_server import configure_prefect
 
     configure_prefect()
     from flows.analysis import analyze

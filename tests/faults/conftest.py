@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 
 CSV = "region,revenue\nnorth,10.5\nsouth,20.0\neast,7.25\n"
 CONFIG = """\

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from deployments import read_limit_state
-from tasks.reports.publisher import ArtifactPublisher
-from tasks.sandbox_slots import SANDBOX_LIMIT
+from tasks.prefect.publisher import ArtifactPublisher
+from tasks.prefect.sandbox_slots import SANDBOX_LIMIT
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ class Captured(logging.Handler):
 @pytest.fixture
 def publisher_log() -> Iterator[Captured]:
     """What the publisher logs (Prefect's logging set-up replaces the root handlers caplog uses)."""
-    logger, handler = logging.getLogger("tasks.reports.publisher"), Captured()
+    logger, handler = logging.getLogger("tasks.prefect.publisher"), Captured()
     logger.addHandler(handler)
     try:
         yield handler

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tests.fakes.anthropic_api import FakeAnthropicAPI
 from tests.fakes.daytona_api import FakeDaytonaAPI
 from tests.faults.conftest import CSV, sandbox_processes
@@ -129,7 +129,7 @@ def artifact_keys(api_url: str, flow_run_id: str) -> set[str]:
 @pytest.fixture
 def own_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A local Prefect server of this test's own (its own home, database and port): the test stops it."""
-    from flows import local_server
+    from cli import local_server
 
     monkeypatch.setenv("ANALYST_HOME", str(tmp_path / "analyst"))
     monkeypatch.setenv("ANALYST_SERVER_PORT", str(free_port()))
@@ -141,7 +141,7 @@ def own_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
 
 
 def test_the_prefect_server_restarted_mid_run(own_server, tmp_path, marker):
-    from flows import local_server
+    from cli import local_server
 
     config = write_analysis(tmp_path / "analysis", "restarted")
     with FakeAnthropicAPI() as model_api:
@@ -152,7 +152,7 @@ def test_the_prefect_server_restarted_mid_run(own_server, tmp_path, marker):
         model_api.enqueue_text("# Report\nSouth earns most.")
         env = {**os.environ, "PREFECT_API_URL": own_server, "TMPDIR": str(marker), "ANTHROPIC_API_KEY": "sk-test",
                "COLUMNS": "200"}
-        run = subprocess.Popen([sys.executable, "-c", "from flows.cli import app; app()", "run", str(config), "--json", "--set",
+        run = subprocess.Popen([sys.executable, "-c", "from cli import app; app()", "run", str(config), "--json", "--set",
                                 f"model.base_url={model_api.base_url}"], env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -246,7 +246,7 @@ def test_a_cancelled_run_tears_its_sandbox_down(provider, how, prefect_api, tmp_
 
 
 def test_a_cancelled_analyst_run_stops_and_tears_its_sandbox_down(prefect_api, tmp_path, marker):
-    """`analyst run` has no Prefect runner to act on a cancellation: its own watch does (flows/cli/cancel_watch.py)."""
+    """`analyst run` has no Prefect runner to act on a cancellation: its own watch does (cli/cancel_watch.py)."""
     config = write_analysis(tmp_path / "analysis", "cancel-run")
     out = tmp_path / "analysis" / "out"
     with FakeAnthropicAPI() as model_api:
@@ -254,7 +254,7 @@ def test_a_cancelled_analyst_run_stops_and_tears_its_sandbox_down(prefect_api, t
         model_api.enqueue_tool_use(code="import time\nprint('sleeping', flush=True)\ntime.sleep(600)")
         env = {**os.environ, "PREFECT_API_URL": prefect_api, "TMPDIR": str(marker), "ANTHROPIC_API_KEY": "sk-test",
                "COLUMNS": "200"}
-        run = subprocess.Popen([sys.executable, "-c", "from flows.cli import app; app()", "run", str(config), "--json",
+        run = subprocess.Popen([sys.executable, "-c", "from cli import app; app()", "run", str(config), "--json",
                                 "--set", f"model.base_url={model_api.base_url}"], env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:

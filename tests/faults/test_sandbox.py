@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.agent.transcript import CellRecord
-from tasks.sandbox.limits import PidsCgroup
+from tasks.sandbox.local.limits import PidsCgroup
+from tasks.transcript import CellRecord
 from tests.fakes.daytona_api import FakeDaytonaAPI
 
 from .conftest import artifact_keys, flow_run, task_run_names
@@ -118,7 +118,7 @@ def test_a_cell_that_misbehaves_is_a_result_and_the_loop_goes_on(fault, run, ant
 
 _MEASURED_RUN = """
 import re, sys
-from flows.cli import app
+from cli import app
 try:
     app(sys.argv[1:])
 except SystemExit as stop:
@@ -146,7 +146,7 @@ def test_a_cell_printing_1_gb_is_cut_and_the_hosts_memory_stays_bounded(prefect_
     peak_mib, exit_code = int(measured.group(1)) // 1024, int(measured.group(2))
     assert exit_code == 0, done.stderr[-3000:]
     run_dir = Path(__import__("json").loads(done.stdout)["run_dir"])
-    from tasks.agent.transcript import Transcript
+    from tasks.transcript import Transcript
 
     [cell] = Transcript.load(run_dir / "transcript.json").cells
     assert cell.stdout.endswith("END\n") and len(cell.stdout) < 20_100

@@ -13,9 +13,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.analysis import analyze
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tasks.errors import ModelError
-from tasks.validate import DataInvalid
+from tasks.prefect.validate import DataInvalid
 
 pytestmark = pytest.mark.slow
 

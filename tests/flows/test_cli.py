@@ -103,7 +103,7 @@ def test_progress_strips_terminal_escapes_and_never_reads_markup(tmp_path) -> No
 
     from rich.console import Console
 
-    from flows.cli.progress import LiveProgress
+    from cli.progress import LiveProgress
     from tasks.agent import events
 
     out = StringIO()
@@ -180,8 +180,8 @@ def test_server_status_json(cli, tmp_path, monkeypatch) -> None:
 def test_run_summary_outside_a_terminal_keeps_paths_and_links_whole(monkeypatch, tmp_path) -> None:
     from io import StringIO
 
-    from flows.cli._console import console
-    from flows.cli.run import _print_summary
+    from cli._console import console
+    from cli.run import _print_summary
 
     out = StringIO()  # not a terminal, as a CI log or a pipe
     monkeypatch.setattr(console, "_file", out)

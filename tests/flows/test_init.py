@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.cli.init import slug
+from cli.init import slug
 from tasks.config import load_config
 from tests.datasets.messy_csv import messy_csv
 

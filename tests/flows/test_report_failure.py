@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow
 
 from flows.analysis import _collect, summarize
-from tasks.agent.transcript import TRANSCRIPT_FILE, Transcript
+from tasks.transcript import TRANSCRIPT_FILE, Transcript
 from tests.reports.run_factory import build_transcript
 
 
@@ -24,7 +24,7 @@ def test_a_report_that_cannot_be_written_fails_the_run_naming_the_file(prefect_a
 
     summary = collect_only(run_dir)
 
-    assert summary["status"] == "failed"  # analyst run exits 1 for it (flows/cli/run.py: COMPLETE)
+    assert summary["status"] == "failed"  # analyst run exits 1 for it (cli/run.py: COMPLETE)
     assert summary["detail"].startswith("report.html not written (IsADirectoryError: "), summary["detail"]
     assert Transcript.load(run_dir / TRANSCRIPT_FILE).status == "failed"
     assert (run_dir / "report.md").is_file() and (run_dir / "analysis.ipynb").is_file()

@@ -19,7 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.analysis import analyze
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "retail-sales.yaml"

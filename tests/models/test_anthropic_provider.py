@@ -18,6 +18,7 @@ from tasks.errors import ModelError
 from tasks.models.anthropic_provider import AnthropicProvider, with_message_breakpoint
 from tasks.models.base import ModelRequest, Usage
 from tasks.models.credentials import anthropic_api_key
+from tasks.prefect.secret_blocks import read_secret_block
 from tasks.models.pricing import turn_cost
 from tasks.models.tools import RUN_PYTHON_DESCRIPTION, tool_definitions
 from tests.fakes.anthropic_api import FakeAnthropicAPI, run_python, text_block, thinking_block
@@ -352,9 +353,9 @@ def test_key_from_prefect_secret_block_wins(no_key_env, monkeypatch):
         return FakeSecret("sk-from-block")
 
     monkeypatch.setattr(system.Secret, "load", load)
-    assert anthropic_api_key(ModelConfig(api_key_secret="anthropic-key"), no_key_env) == "sk-from-block"
+    assert anthropic_api_key(ModelConfig(api_key_secret="anthropic-key"), no_key_env, read_secret_block) == "sk-from-block"
     with pytest.raises(ModelError) as caught:
-        anthropic_api_key(ModelConfig(api_key_secret="typo-key"), no_key_env)
+        anthropic_api_key(ModelConfig(api_key_secret="typo-key"), no_key_env, read_secret_block)
     assert not caught.value.transient and "no Prefect Secret block named 'typo-key'" in str(caught.value)
     assert loaded == ["anthropic-key", "typo-key"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tests.reports.run_factory import build_transcript
 
 

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tasks.agent.transcript import CellRecord, IterationRecord, Transcript  # noqa: E402
+from tasks.transcript import CellRecord, IterationRecord, Transcript  # noqa: E402
 from tasks.image_safety import chart_file_name  # noqa: E402
 from tasks.models.base import ModelTurn, Usage  # noqa: E402
 

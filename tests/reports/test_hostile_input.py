@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from markdown_it import MarkdownIt
 
-from tasks.agent.transcript import CellRecord, IterationRecord
+from tasks.transcript import CellRecord, IterationRecord
 from tasks.reports import (ReportsNotWritten, render_iteration_markdown, render_report_html,
                            render_report_markdown, write_run_reports)
 from tests.fakes.png_bombs import blank_png
@@ -108,10 +108,12 @@ def test_a_large_image_costs_little_memory(transcript, run_dir):
     (run_dir / "charts" / "large.png").write_bytes(blank_png(13000, 13000))
     transcript.iterations[1].cells[0].charts.append("charts/large.png")
     transcript.save(run_dir / "transcript.json")
-    script = ("import resource, sys\nfrom pathlib import Path\nfrom tasks.agent.transcript import Transcript\n"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and exec, so the child would report the
+    # pytest worker's own peak.
+    script = ("import re, sys\nfrom pathlib import Path\nfrom tasks.transcript import Transcript\n"
               "from tasks.reports import write_run_reports\nrun_dir = Path(sys.argv[1])\n"
               "write_run_reports(Transcript.load(run_dir / 'transcript.json'), run_dir)\n"
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+              "print(re.search(r'VmHWM:\\s+(\\d+) kB', Path('/proc/self/status').read_text()).group(1))")
     done = subprocess.run([sys.executable, "-c", script, str(run_dir)], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).parents[2])
     peak_mib = int(done.stdout.split()[-1]) / 1024

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tasks.agent.transcript import CellRecord, IterationRecord
+from tasks.transcript import CellRecord, IterationRecord
 from tasks.reports import render_iteration_markdown, render_report_markdown, write_run_reports
 from tasks.reports.markdown import REPORT_BUDGET
 from tests.reports.run_factory import save_chart, turn

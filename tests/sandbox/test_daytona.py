@@ -131,7 +131,7 @@ def test_the_crash_hook_deletes_the_runs_sandboxes(daytona_api, demo_config, mon
 
     import prefect.logging.loggers
 
-    from tasks.sandbox.daytona_cleanup import delete_flow_run_sandboxes
+    from tasks.prefect.crash_hooks import delete_flow_run_sandboxes
 
     # The hook logs to the flow run (the Prefect API); here, where no API runs, to a plain logger.
     monkeypatch.setattr(prefect.logging.loggers, "flow_run_logger", lambda *a: logging.getLogger("hook"))
@@ -155,7 +155,7 @@ def test_the_crash_hook_deletes_the_runs_sandboxes(daytona_api, demo_config, mon
 
 def test_the_hook_is_attached_to_the_analyze_flow():
     from flows.analysis import analyze
-    from tasks.sandbox.daytona_cleanup import delete_flow_run_sandboxes
+    from tasks.prefect.crash_hooks import delete_flow_run_sandboxes
 
     assert delete_flow_run_sandboxes in analyze.on_crashed_hooks
     assert delete_flow_run_sandboxes in analyze.on_cancellation_hooks
@@ -164,7 +164,7 @@ def test_the_hook_is_attached_to_the_analyze_flow():
 def test_cli_lists_and_cleans_up_only_this_tools_sandboxes(daytona_api, monkeypatch, tmp_path):
     from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig
 
-    from flows.cli import app
+    from cli import app
 
     monkeypatch.chdir(tmp_path)
     ours = make()

@@ -104,9 +104,9 @@ def test_runs_that_time_out_hang_or_kill_the_session(daytona_api):
 
 
 def test_a_daemon_that_never_answers_is_given_up(daytona_api, monkeypatch):
-    from tasks.sandbox import daytona_runs
+    from tasks.sandbox.daytona import stateful
 
-    monkeypatch.setattr(daytona_runs, "GUARD_S", 0.5)
+    monkeypatch.setattr(stateful, "GUARD_S", 0.5)
     with make() as sb:
         assert sb.run_code("kept = 1").ok
         daytona_api.hang_next_execution = True

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from flows.analysis import analyze
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tasks.config.loading import load_config
 from tasks.errors import SandboxError
-from tasks.provision import provision_sandbox
+from tasks.prefect.provision import provision_sandbox
+from tasks.prefect.secret_blocks import read_secret_block
 
 pytestmark = pytest.mark.slow
 
@@ -78,9 +79,9 @@ def test_the_key_may_come_from_a_prefect_secret_block(prefect_api, daytona_api, 
     Secret(value=daytona_api.api_key).save(name)
     monkeypatch.delenv("DAYTONA_API_KEY")
     config = load_config(DEMO, {"sandbox.provider": "daytona", "sandbox.api_key_secret": name}).config.sandbox
-    with create_sandbox(config, warm_imports=()) as sb:
+    with create_sandbox(config, warm_imports=(), read_secret=read_secret_block) as sb:
         assert sb.run_code("print('ok')").stdout == "ok\n"
     missing = config.model_copy(update={"api_key_secret": "no-such-block"})
     with pytest.raises(SandboxError, match="no Prefect Secret block named 'no-such-block'"):
-        create_sandbox(missing).provision()
+        create_sandbox(missing, read_secret=read_secret_block).provision()
     assert daytona_api.sandboxes == {}

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tasks.config.schema import SandboxConfig
-from tasks.sandbox.disk_quota import usage_bytes
+from tasks.sandbox.local.disk_quota import usage_bytes
 from tasks.sandbox.local import LocalSandbox
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")

@@ -21,8 +21,8 @@ import pytest
 from tasks.config.schema import SandboxConfig
 from tasks.errors import SandboxError
 from tasks.sandbox import create_sandbox
-from tasks.sandbox.bubblewrap import userns_works
-from tasks.sandbox.limits import CFS_PERIOD_US, MemoryCgroup
+from tasks.sandbox.local.bubblewrap import userns_works
+from tasks.sandbox.local.limits import CFS_PERIOD_US, MemoryCgroup
 from tasks.sandbox.local import LocalSandbox
 from tasks.sandbox.output_buffer import OutputBuffer
 
@@ -443,7 +443,7 @@ def test_factory():
 
 def test_python_roots_are_bound_after_the_private_tmp(tmp_path, monkeypatch):
     # Seen in a checkout under /tmp: a virtualenv bound before `--tmpfs /tmp` was hidden by it.
-    from tasks.sandbox import bubblewrap
+    from tasks.sandbox.local import bubblewrap
 
     monkeypatch.setattr(bubblewrap, "python_roots", lambda: ["/tmp/checkout/.venv"])
     cmd = bubblewrap.build_command(bwrap=shutil.which("bwrap") or "bwrap", work_dir=tmp_path, ipc_dir=tmp_path,

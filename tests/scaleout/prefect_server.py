@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flows.local_server import healthy
+from cli.local_server import healthy
 from tests.scaleout import processes
 
 if TYPE_CHECKING:

@@ -117,7 +117,7 @@ def test_twenty_analyses_on_two_workers_over_postgres(prefect_on_postgres: Prefe
 
 def _analyst(server: PrefectServer, *args: object) -> str:
     """The installed `analyst` command, in its own process, pointed at the server as a user's shell is."""
-    done = subprocess.run([sys.executable, "-c", "from flows.cli import app; app()", *map(str, args)],
+    done = subprocess.run([sys.executable, "-c", "from cli import app; app()", *map(str, args)],
                           env=server.client_env(COLUMNS="200"), capture_output=True, text=True, check=False,
                           timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from flows import local_server
+from cli import local_server
 from flows.analysis import analyze
-from tasks.agent.transcript import Transcript
+from tasks.transcript import Transcript
 from tests.security.test_secrets import planted
 
 pytestmark = pytest.mark.slow
@@ -134,6 +134,6 @@ def test_an_injected_instruction_cannot_reach_host_files_or_the_network(prefect_
 
 
 def _python_roots() -> list[str]:
-    from tasks.sandbox.bubblewrap import python_roots
+    from tasks.sandbox.local.bubblewrap import python_roots
 
     return python_roots()

@@ -18,9 +18,9 @@ import pytest
 
 from tasks.config.schema import SandboxConfig
 from tasks.errors import SandboxError
-from tasks.sandbox import bubblewrap, seccomp
+from tasks.sandbox.local import bubblewrap, seccomp
 from tasks.sandbox.local import LocalSandbox
-from tasks.sandbox.process_tree import descendants
+from tasks.sandbox.local.process_tree import descendants
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 CONFIG = SandboxConfig(memory="512MiB", timeout=120, max_output_chars=20_000, cpus=1)

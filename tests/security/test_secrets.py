@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.agent.transcript import Transcript
-from tasks.sandbox.bubblewrap import python_roots
+from tasks.sandbox.local.bubblewrap import python_roots
+from tasks.transcript import Transcript
 from tests.fakes.anthropic_api import FakeAnthropicAPI
 from tests.fakes.daytona_api import FakeDaytonaAPI
 from tests.security import outputs

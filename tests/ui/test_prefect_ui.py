@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from tasks.reports.artifacts import artifact_key
+from tasks.prefect.artifacts import artifact_key
 from tasks.reports.images import MAX_WIDTH
 from tests.conftest import system_command
 from tests.ui.browser import chromium, full_page_screenshot, screenshot_dir, wait_until_drawn

@@ -1,0 +1,35 @@
+"""The cache policy of the model-turn task: a key over the conversation so far, never over a timestamp."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from prefect.cache_policies import CachePolicy
+from prefect.context import TaskRunContext
+
+from tasks.models.base import ModelProvider, ModelRequest
+
+
+@dataclass
+class ModelTurnInputs(CachePolicy):
+    """Everything that decides the model's answer, and the run it belongs to.
+
+    The task's ``scope`` input is the run key shared by a run and its retries and resumes: without it
+    a new run of an unchanged analysis would get last week's answers back instead of asking Claude.
+    """
+
+    def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> str:
+        request: ModelRequest = inputs["request"]
+        provider: ModelProvider = inputs["provider"]
+        payload = {
+            "scope": inputs["scope"], "provider": provider.name, "model": provider.model,
+            "max_tokens": provider.max_tokens,
+            "system": request.system, "tools": request.tools, "messages": request.messages,
+            "allow_tools": request.allow_tools,
+        }
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode())
+        return f"model-turn-{digest.hexdigest()}"

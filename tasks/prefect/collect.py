@@ -1,0 +1,25 @@
+"""Step 6: write the report files and register the report, usage and charts as Prefect artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+
+from tasks.transcript import Transcript
+from tasks.prefect.artifacts import publish_report, publish_usage
+from tasks.reports import write_run_reports
+
+
+# Runs after failures too (what was done is never lost); rendering is deterministic, so no retries.
+@task(name="collect-artifacts", cache_policy=NONE)
+def collect_artifacts(transcript: Transcript, run_dir: Path) -> dict[str, Path]:
+    """Raises ``ReportsNotWritten`` after publishing, when a report file could not be written."""
+    try:
+        written = write_run_reports(transcript, run_dir)
+    finally:  # the artifacts render on their own: publish them even when a file failed
+        publish_report(transcript, run_dir)
+        publish_usage(transcript.analysis, transcript)
+    get_run_logger().info("Report: %s", written["markdown"])
+    return written

@@ -1,0 +1,73 @@
+"""``PrefectModel``: a model provider whose every turn is a Prefect task with a persisted result.
+
+The result is stored under a key over the conversation so far (``ModelTurnInputs``). A retried or
+resumed run that sends the same conversation again gets the stored turn back instead of paying for it
+twice (see ``tasks/agent/resume.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.blocks.core import Block
+from prefect.transactions import CommitMode, transaction
+
+from tasks.config import LoadedConfig
+from tasks.errors import ConfigError, Problem
+from tasks.models.base import ModelProvider, ModelRequest, ModelTurn
+from tasks.prefect.cache_policies import ModelTurnInputs
+
+RESULTS_FOLDER = ".results"  # under outputs.dir, when outputs.results_storage names no block
+
+
+@task(name="model-request", retries=0, persist_result=True, result_serializer="json", cache_policy=ModelTurnInputs())
+def request_turn(provider: ModelProvider, request: ModelRequest, scope: str) -> dict[str, Any]:
+    return provider.next_turn(request).to_dict()
+
+
+class PrefectModel(ModelProvider):
+    """Wraps a provider: its turns go through ``request_turn``, asked once per conversation and run."""
+
+    def __init__(self, wrapped: ModelProvider, scope: str, storage: Any):
+        self.wrapped, self.scope = wrapped, scope
+        self.name, self.model, self.max_tokens = wrapped.name, wrapped.model, wrapped.max_tokens
+        self._task = request_turn.with_options(result_storage=storage)
+
+    def next_turn(self, request: ModelRequest) -> ModelTurn:
+        # Written as soon as it arrives: by default Prefect commits a nested task's result only with
+        # its parent's (the iteration's), and the process may die while the turn's code runs.
+        with transaction(commit_mode=CommitMode.EAGER):
+            return ModelTurn.from_dict(self._task(self.wrapped, request, self.scope))
+
+    def close(self) -> None:
+        self.wrapped.close()
+
+
+def persist_turns(provider: ModelProvider, scope: str, loaded: LoadedConfig) -> ModelProvider:
+    """``provider`` with its turns persisted in the configured results storage. A replay costs
+    nothing and reads its turns from a file already: it is left as it is."""
+    if provider.name == "replay":
+        return provider
+    return PrefectModel(provider, scope, results_storage(loaded))
+
+
+def results_storage(loaded: LoadedConfig) -> Any:
+    """The Prefect block named in ``outputs.results_storage``, else the folder ``.results`` under
+    outputs.dir. Checked here, before the sandbox exists, rather than at the first model turn."""
+    slug = loaded.config.outputs.results_storage
+    if slug is None:
+        return Path(loaded.outputs_dir) / RESULTS_FOLDER
+    try:
+        block = Block.load(slug, _sync=True)
+    except Exception as exc:  # noqa: BLE001 - unknown type, missing block, unreachable server: one message
+        raise ConfigError([Problem(str(loaded.path), "outputs.results_storage", (
+            f"cannot load the Prefect block '{slug}' ({type(exc).__name__}: {exc}); create it on the server "
+            "(`prefect block ls` lists them) or remove the key to use the folder .results under outputs.dir"))]) \
+            from None
+    if not hasattr(block, "write_path"):
+        raise ConfigError([Problem(str(loaded.path), "outputs.results_storage", (
+            f"the block '{slug}' is not a filesystem Prefect can write results to; use e.g. a local-file-system, "
+            "remote-file-system, s3-bucket, gcs-bucket or azure-blob-storage-container block"))])
+    return block
