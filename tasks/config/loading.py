@@ -20,7 +20,8 @@ from pydantic import BaseModel, ValidationError
 from tasks.errors import ConfigError, Problem
 
 from .overrides import apply_overrides, parse_overrides
-from .schema import AnalysisConfig
+from .schema import AnalysisConfig, DatasetConfig
+from .source_schema import is_glob, is_object_store
 from .yaml_guard import read_config_yaml
 
 __all__ = ["LoadedConfig", "config_warnings", "dotenv_environment", "load_config", "parse_overrides"]
@@ -83,7 +84,7 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     missing = [
         Problem(file, f"datasets[{i}].path", _why_not_a_file(loaded.resolve(d.path)))
         for i, d in enumerate(config.datasets)
-        if not d.is_url and not loaded.resolve(d.path).is_file()
+        if _is_local_file(d) and not loaded.resolve(d.path).is_file()
     ]
     missing += [
         Problem(file, f"datasets[{i}].schema", f"schema file not found: {loaded.resolve(d.schema_)}")
@@ -93,6 +94,12 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     if missing:
         raise ConfigError(missing)
     return loaded
+
+
+def _is_local_file(dataset: DatasetConfig) -> bool:
+    """A path that names one file here: not a query, a URL, a bucket or a glob (those are read at run time)."""
+    path = dataset.path
+    return path is not None and not dataset.is_url and not is_object_store(path) and not is_glob(path)
 
 
 def config_warnings(config: AnalysisConfig) -> list[str]:
