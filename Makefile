@@ -70,6 +70,7 @@ bench: setup
 	$(PY) benchmarks/sandbox_startup.py
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/validate_large.py
+	$(PY) benchmarks/sql_source.py
 
 # docs/config.md and docs/cli.md are generated from the config schema and the CLI's help.
 docs: $(STAMP)

@@ -23,6 +23,7 @@ def validate(
 ) -> None:
     """Check a config and its datasets. Exit 0: valid, 1: data invalid or unreadable, 2: config invalid."""
     from tasks.datasets import validate_dataset  # polars and pandera: only once the config is fine
+    from tasks.source_blocks import source_access
 
     with user_errors():
         loaded = load_config(config, parse_overrides(set_), as_of=as_of)
@@ -31,11 +32,14 @@ def validate(
             warn(warning)
         if not as_json:
             console.print(Text.assemble(("config ", "bold"), str(loaded.path), ("  ok", "green")))
+        if any(dataset.blocks for dataset in loaded.config.datasets):
+            _connect_to_prefect()
+        access = source_access(loaded)
         all_valid = True
         datasets: list[dict] = []
         for dataset in loaded.config.datasets:  # every dataset, even after one fails
             try:
-                report = validate_dataset(dataset, loaded.base_dir)
+                report = validate_dataset(dataset, loaded.base_dir, access=access)
             except DataError as exc:
                 error(exc)
                 datasets.append({"name": dataset.name, "valid": False, "error": str(exc)})
@@ -50,6 +54,16 @@ def validate(
         print_json({"config": str(loaded.path), "valid": all_valid, "datasets": datasets,
                     "warnings": warnings})
     raise typer.Exit(EXIT_OK if all_valid else EXIT_FAILED)
+
+
+def _connect_to_prefect() -> None:
+    """Blocks are kept by the Prefect server `analyst run` uses: PREFECT_API_URL, else the local one."""
+    import os
+
+    from cli import local_server
+
+    local = not os.environ.get("PREFECT_API_URL", "").strip()
+    local_server.use_api_url(local_server.ensure_server(), local=local)
 
 
 def infer_schema(

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ValidationError
 from tasks.errors import ConfigError, Problem
 
 from .overrides import apply_overrides, parse_overrides
-from .schema import AnalysisConfig, WindowConfig
+from .schema import AnalysisConfig, DatasetConfig, WindowConfig
+from .source_schema import is_glob, is_object_store
 from .templating import render_strings
 from .window import RunTime, parse_as_of, utc_now
 from .yaml_guard import read_config_yaml
@@ -102,7 +103,7 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     missing = [
         Problem(file, f"datasets[{i}].path", _why_not_a_file(loaded.resolve(d.path)))
         for i, d in enumerate(config.datasets)
-        if not d.is_url and not loaded.resolve(d.path).is_file()
+        if _is_local_file(d) and not loaded.resolve(d.path).is_file()
     ]
     missing += [
         Problem(file, f"datasets[{i}].schema", f"schema file not found: {loaded.resolve(d.schema_)}")
@@ -130,6 +131,12 @@ def _run_time(raw: dict[str, Any], as_of: datetime | str, file: str, problems: l
             problems.append(Problem(file, "as_of", f"{exc} (the run's time: --as-of or the flow's as_of)"))
             return None
     return RunTime.for_config(as_of, window, tz)
+
+
+def _is_local_file(dataset: DatasetConfig) -> bool:
+    """A path that names one file here: not a query, a URL, a bucket or a glob (those are read at run time)."""
+    path = dataset.path
+    return path is not None and not dataset.is_url and not is_object_store(path) and not is_glob(path)
 
 
 def config_warnings(config: AnalysisConfig) -> list[str]:

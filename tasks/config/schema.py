@@ -108,6 +108,12 @@ class DatasetConfig(Strict):
         return value
 
     @property
+    def blocks(self) -> list[str]:
+        """The Prefect blocks this dataset's credentials come from (loading them needs a Prefect API)."""
+        refs = [*self.headers.values(), *([self.sql.connection] if self.sql else [])]
+        return [ref.block for ref in refs if ref.block] + ([self.credentials] if self.credentials else [])
+
+    @property
     def is_url(self) -> bool:
         return self.path is not None and self.path.startswith(("http://", "https://"))
 

@@ -182,3 +182,13 @@ def test_temperature_is_refused_at_load_with_the_fix(folder: Path) -> None:
     # anthropic 2.14's messages.stream() takes no temperature: say so before any run starts.
     [line] = problems(write(folder, GOOD.replace("  max_iterations: 4", "  max_iterations: 4\n  temperature: 0.2")))
     assert "model.temperature: no longer supported" in line and "remove model.temperature" in line
+
+
+@pytest.mark.parametrize("source", [
+    "sql: {query: SELECT 1, connection: {env: SALES_DB_URL}}",
+    "path: 's3://bucket/sales.parquet'",
+    "path: 'exports/*.csv'\n    combine: concat",
+])
+def test_datasets_read_at_run_time_are_not_looked_for_as_local_files(folder: Path, source: str) -> None:
+    loaded = load_config(write(folder, GOOD.replace("path: data.csv", source)))
+    assert loaded.config.datasets[0].path != "data.csv"
