@@ -32,3 +32,17 @@ def test_a_csv_is_kept_as_parquet(tmp_path):
     dataset = DatasetConfig(name="s", path="s.csv", schema="unused.yaml")
     kept = keep_data(dataset, tmp_path / "s.csv", "s.csv", tmp_path / "run")
     assert pl.read_parquet(kept).to_dicts() == [{"x": 1, "y": "a"}, {"x": 2, "y": "b"}]
+
+
+def test_kept_rows_go_back_to_the_sandbox_in_the_format_it_got(tmp_path):
+    from tasks.datasets.kept_data import kept_files
+    from tasks.datasets.sources import SourceAccess
+
+    (tmp_path / "s.csv").write_text("x;y\n1;a\n2;b\n")
+    dataset = DatasetConfig(name="s", path="s.csv", schema="unused.yaml", read_options={"separator": ";"})
+    keep_data(dataset, tmp_path / "s.csv", "s.csv", tmp_path / "run")
+    (tmp_path / "s.csv").write_text("x;y\n9;z\n")
+    access = SourceAccess(kept=kept_files(tmp_path / "run", [dataset]))
+    with dataset_file(dataset, tmp_path, access) as path:
+        assert path.name == "s.csv" and path.read_text() == "x;y\n1;a\n2;b\n"
+    assert kept_files(tmp_path / "elsewhere", [dataset]) == {}
