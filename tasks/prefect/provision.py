@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
-
-from pathlib import Path
 
 from tasks.agent.fingerprint import UploadedData, file_sha256
 from tasks.config import LoadedConfig
