@@ -147,8 +147,10 @@ def restore_kept(dataset: DatasetConfig, kept: Path, stage: Path) -> Path:
         tsv = (dataset.path or "").split("?", 1)[0].lower().endswith(".tsv")
         frame.write_csv(dest, separator=dataset.read_options.get("separator", "\t" if tsv else ","))
     elif fmt == "json":
-        lines = (dataset.path or "").split("?", 1)[0].lower().endswith((".jsonl", ".ndjson"))
-        frame.write_ndjson(dest) if lines else frame.write_json(dest)
+        if (dataset.path or "").split("?", 1)[0].lower().endswith((".jsonl", ".ndjson")):
+            frame.write_ndjson(dest)
+        else:
+            frame.write_json(dest)
     else:
         frame.to_pandas().to_excel(dest, index=False, engine="openpyxl")
     return dest
