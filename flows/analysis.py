@@ -18,7 +18,8 @@ from prefect.runtime import flow_run
 
 from tasks.agent import events
 from tasks.agent.loop import AnalysisLoop, LoopLimits
-from tasks.agent.resume import RESUMABLE, check_same_data, find_earlier_run, resume_transcript
+from tasks.agent.fingerprint import data_fingerprints
+from tasks.agent.resume import RESUMABLE, check_same_data, find_earlier_run, resume_transcript, transcript_file
 from tasks.agent.start import start_transcript
 from tasks.transcript import TRANSCRIPT_FILE, IterationRecord, Transcript
 from tasks.config import LoadedConfig
@@ -33,6 +34,7 @@ from tasks.prefect.provision import provision_sandbox, teardown_sandbox, upload_
 from tasks.prefect.publisher import ArtifactPublisher
 from tasks.prefect.sandbox_slots import SandboxSlot
 from tasks.prefect.secret_blocks import read_secret_block
+from tasks.prefect.source_blocks import use_kept_data
 from tasks.prefect.validate import validate_datasets
 from tasks.reports import ReportsNotWritten
 
@@ -69,6 +71,8 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     loaded = load_analysis_config(config, overrides, as_of or _resumed_run_time(resume) or _run_time())
     cfg = loaded.config
     _tag_window(loaded)
+    # A replay or resume reads the data the run it repeats kept (data/ beside its transcript), if any.
+    use_kept_data(loaded, transcript_file(Path(resume)) if resume else Path(replay) if replay else None)
     reports = validate_datasets(loaded)
     provider = create_provider(cfg.model, loaded.base_dir, replay=replay, read_secret=read_secret_block)
     transcript = start_transcript(cfg, reports, provider, flow_run_id=str(flow_run.get_id() or ""))
@@ -96,7 +100,11 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
             return summarize(transcript, run_dir)
         slot.acquire()
         sandbox = provision_sandbox(loaded, labels={"analysis": cfg.name, "flow-run": transcript.flow_run_id})
-        check_same_data(transcript, upload_datasets(sandbox, loaded), earlier.file if earlier else None)
+        uploaded = upload_datasets(sandbox, loaded, run_dir)
+        check_same_data(transcript, uploaded.digests, earlier.file if earlier else None,
+                        {name: uploaded.kept_hashes[name] for name in uploaded.read_kept})
+        # the run's window where its transcript records one (a scheduled run's as_of); else None
+        transcript.data = data_fingerprints(reports, uploaded, (transcript.run_time or {}).get("window"), transcript.data)
         if earlier:
             rebuild_sandbox(sandbox, transcript, limits.code_timeout)
         loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits)
@@ -176,6 +184,7 @@ def summarize(transcript: Transcript, run_dir: Path) -> dict[str, Any]:
         "usage": transcript.usage.to_dict(),
         "cost_usd": transcript.cost_usd,
         "run_time": transcript.run_time,
+        "data": transcript.data,
     }
 
 

@@ -102,6 +102,9 @@ class Transcript:
     # What the results depend on besides the conversation (tasks/agent/fingerprint.py): "sandbox"
     # settings and "datasets" content hashes by name; a resume with other values is refused.
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    # What each dataset was, by name (fingerprint.data_fingerprint): its source, rows, columns, content
+    # hash and window, and the kept file it was read from or saved to (outputs.keep_data).
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)
     final_report: str | None = None
     # running | completed | max_iterations | budget_exceeded | refused | failed
     status: str = "running"

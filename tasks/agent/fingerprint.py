@@ -5,10 +5,12 @@ refused, since the recorded outputs would no longer be what the code produces.""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tasks.config.schema import SandboxConfig, parse_size
+from tasks.datasets.report import DatasetReport
 
 # Settings that change what the code sees or may do. Left out: how long Daytona keeps a stopped
 # sandbox, where it runs, and which secret holds its key.
@@ -42,3 +44,41 @@ def data_fingerprint(source: str, rows: int, columns: list[str], content_hash: s
     the hash of the bytes the sandbox got, and the run's window."""
     return {"source": source, **(origin or {}), "rows": rows, "columns": columns, "content_hash": content_hash,
             "window": window}
+
+
+@dataclass
+class UploadedData:
+    """What the upload saw of each dataset, by name: hashed while the file was read for the upload, so
+    that recording it reads no data again."""
+
+    digests: dict[str, str] = field(default_factory=dict)  # of the bytes the sandbox got
+    origins: dict[str, dict[str, Any]] = field(default_factory=dict)  # the rendered query, a glob's files
+    kept: dict[str, str] = field(default_factory=dict)  # the run folder's kept file (data/<name>.parquet)
+    kept_hashes: dict[str, str] = field(default_factory=dict)
+    # An earlier run's kept files, read instead of the sources (a replay or resume on kept data).
+    read_kept: dict[str, str] = field(default_factory=dict)
+
+
+def data_fingerprints(reports: list[DatasetReport], uploaded: UploadedData, window: Any = None,
+                      earlier: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Each dataset's record by name. Rows and columns come from validation, the hash from the upload.
+    A dataset read from kept data keeps what ``earlier`` (the run it continues) recorded of its origin."""
+    records = {}
+    for report in reports:
+        name = report.name
+        origin = uploaded.origins.get(name) or _origin_of((earlier or {}).get(name, {}))
+        record = data_fingerprint(report.source, report.rows, list(report.columns), uploaded.digests[name],
+                                  origin, window)
+        if name in uploaded.read_kept:
+            record["read_from_kept"] = uploaded.read_kept[name]
+        if name in uploaded.kept:
+            record["kept"], record["kept_hash"] = uploaded.kept[name], uploaded.kept_hashes[name]
+        records[name] = record
+    return records
+
+
+_ORIGIN_KEYS = ("query", "connection", "files")
+
+
+def _origin_of(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: record[key] for key in _ORIGIN_KEYS if key in record}

@@ -105,12 +105,19 @@ def check_same_conversation(earlier: Transcript, fresh: Transcript, file: Path) 
         raise ConfigError(problems)
 
 
-def check_same_data(transcript: Transcript, digests: dict[str, str], file: Path | None) -> None:
+def check_same_data(transcript: Transcript, digests: dict[str, str], file: Path | None,
+                    read_kept: dict[str, str] | None = None) -> None:
     """Record the uploaded data's digests; if ``transcript`` continues the run at ``file``, first
-    refuse data that differs from what that run analysed."""
+    refuse data that differs from what that run analysed. ``read_kept``: the datasets read from that
+    run's kept data (outputs.keep_data), by name, with the hash of the kept file: compared with the hash
+    that run recorded of it, since their sources may have moved on."""
+    read_kept = read_kept or {}
     recorded = transcript.fingerprint.get("datasets")
     if file is not None and recorded is not None:
-        changed = fingerprint.changed(recorded, digests)
+        changed = fingerprint.changed({k: v for k, v in recorded.items() if k not in read_kept},
+                                      {k: v for k, v in digests.items() if k not in read_kept})
+        changed += sorted(name for name, digest in read_kept.items()
+                          if transcript.data.get(name, {}).get("kept_hash") != digest)
         if changed:
             raise ConfigError([Problem(str(file), f"datasets.{name}", (
                 f"the data changed since this run (its content hash differs), so its code and outputs no longer "

@@ -502,7 +502,8 @@ class OutputsConfig(Strict):
         "workers on several hosts. Default: the folder .results under outputs.dir."))
     keep_data: bool = Field(False, description=(
         "Save the exact data the run analysed, as Parquet in the run folder (data/<name>.parquet), so that "
-        "--replay and --resume run on the same data later, even from a database or a bucket that has moved on."))
+        "--replay and --resume run on the same data later, even from a database or a bucket that has moved on: "
+        "they read data/<name>.parquet beside the transcript instead of the source when it is there."))
 
     @field_validator("results_storage")
     @classmethod

@@ -34,7 +34,7 @@ from tasks.config.schema import DatasetConfig
 from tasks.config.source_schema import is_object_store
 from tasks.datasets.file_checks import copy_with_lf_line_ends, has_lone_carriage_returns, xlsx_bomb_reason
 from tasks.datasets.sources import CredentialUnavailable, SourceAccess
-from tasks.datasets.staging import needs_staging, stage_dataset
+from tasks.datasets.staging import needs_staging, restore_kept, stage_dataset
 from tasks.errors import DataError
 
 DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -63,8 +63,12 @@ def _local_path(dataset: DatasetConfig, base_dir: Path) -> Path:
 @contextmanager
 def dataset_file(dataset: DatasetConfig, base_dir: Path, access: SourceAccess | None = None) -> Iterator[Path]:
     """A local file holding the dataset: the file itself, a download deleted on exit, or (for a
-    query, object storage or a glob) the file fetched once into ``access.stage`` for the run."""
+    query, object storage or a glob) the file fetched once into ``access.stage`` for the run; or the
+    kept data that stands in for the source (``access.kept``)."""
     source = source_of(dataset, base_dir)
+    if access is not None and dataset.name in access.kept:
+        yield restore_kept(dataset, access.kept[dataset.name], access.stage)
+        return
     if needs_staging(dataset):
         access = access or SourceAccess()  # held until exit: its stage folder goes with it
         yield stage_dataset(dataset, base_dir, access)

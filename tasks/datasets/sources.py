@@ -47,7 +47,7 @@ def _identity(text: str) -> str:
 class SourceAccess:
     """``credential`` turns a CredentialRef into its value (a SQLAlchemy URL, a header's token);
     ``storage_options`` turns a storage block's slug (or None: the environment) into obstore's config;
-    ``render`` renders a query's text for the run (its window)."""
+    ``render`` renders a query's text for the run (its window); ``kept`` replaces sources by kept Parquet files."""
 
     credential: Callable[[CredentialRef], str] = from_environment
     storage_options: Callable[[str | None], dict[str, str]] = no_storage_block
@@ -55,6 +55,8 @@ class SourceAccess:
     stage: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="analyst-stage-")))
     # Where each dataset's data was fetched from, as recorded: the rendered query, the files of a glob.
     origins: dict[str, dict] = field(default_factory=dict)
+    # Kept data standing in for a dataset's source by name (a replay or resume of a run that kept it).
+    kept: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         weakref.finalize(self, shutil.rmtree, self.stage, True)

@@ -1,5 +1,6 @@
 """Fetch a dataset that is not one local file into the run's stage folder, once per run: a query's
-result, an object in a bucket, or the files of a glob (the newest one, or all of them as one table).
+result, an object in a bucket, or the files of a glob (the newest one, or all of them as one table);
+or, on a replay or resume, the data an earlier run kept (``outputs.keep_data``) in its place.
 
 Once: validation and the upload then see the same bytes, however the database or bucket moves on.
 What was fetched (the rendered query, the files a glob matched) is kept in ``access.origins``.
@@ -128,3 +129,28 @@ def _fetch(dataset: DatasetConfig, url: str, dest: Path, options: dict[str, str]
     except Exception as exc:  # noqa: BLE001 - obstore's and the OS's errors: one line naming the file
         dest.unlink(missing_ok=True)
         raise DataError(dataset.name, url, f"cannot fetch: {first_line(exc, ())}") from None
+
+
+def restore_kept(dataset: DatasetConfig, kept: Path, stage: Path) -> Path:
+    """The kept Parquet file in the format the sandbox got, under the same name, so that the recorded
+    code reads it as it read the source. A kept Parquet file is the staged file itself; other formats
+    are written back from its rows (a CSV with the separator its read_options name)."""
+    fmt = dataset.staged_format
+    if fmt == "parquet":
+        return kept
+    dest = stage / "kept" / dataset.sandbox_filename
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    frame = pl.read_parquet(kept)
+    if fmt == "csv":
+        tsv = (dataset.path or "").split("?", 1)[0].lower().endswith(".tsv")
+        frame.write_csv(dest, separator=dataset.read_options.get("separator", "\t" if tsv else ","))
+    elif fmt == "json":
+        if (dataset.path or "").split("?", 1)[0].lower().endswith((".jsonl", ".ndjson")):
+            frame.write_ndjson(dest)
+        else:
+            frame.write_json(dest)
+    else:
+        frame.to_pandas().to_excel(dest, index=False, engine="openpyxl")
+    return dest

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from tasks.agent.fingerprint import file_sha256
+from tasks.agent.fingerprint import UploadedData, file_sha256
 from tasks.config import LoadedConfig
-from tasks.datasets import dataset_file
+from tasks.datasets import dataset_file, source_of
+from tasks.datasets.kept_data import keep_data
 from tasks.errors import SandboxError
 from tasks.prefect.secret_blocks import read_secret_block
 from tasks.sandbox import Sandbox, create_sandbox
@@ -41,16 +44,26 @@ def provision_sandbox(loaded: LoadedConfig, labels: dict[str, str]) -> Sandbox:
 
 
 @task(name="upload-datasets", retries=1, retry_delay_seconds=[2], cache_policy=NONE)
-def upload_datasets(sandbox: Sandbox, loaded: LoadedConfig) -> dict[str, str]:
-    """Upload every dataset; returns each one's content hash by name (read while the upload has the
-    file in the page cache), which a resumed run compares with the run it continues."""
-    uploaded, digests = [], {}
+def upload_datasets(sandbox: Sandbox, loaded: LoadedConfig, run_dir: Path) -> UploadedData:
+    """Upload every dataset and hash it (read while the upload has the file in the page cache), which
+    a resumed run compares with the run it continues; keep it in ``run_dir`` with ``outputs.keep_data``.
+    Data read from an earlier run's kept files is kept again, so this run can be replayed in turn."""
+    access = source_access(loaded)
+    uploaded, seen = [], UploadedData(read_kept={name: str(path) for name, path in access.kept.items()})
     for dataset in loaded.config.datasets:
-        with dataset_file(dataset, loaded.base_dir, source_access(loaded)) as local_path:
+        with dataset_file(dataset, loaded.base_dir, access) as local_path:
             uploaded.append(sandbox.upload(local_path, dataset.sandbox_filename))
-            digests[dataset.name] = file_sha256(local_path)
+            seen.digests[dataset.name] = file_sha256(local_path)
+            if loaded.config.outputs.keep_data or dataset.name in access.kept:
+                kept = keep_data(dataset, local_path, source_of(dataset, loaded.base_dir), run_dir,
+                                 access.kept.get(dataset.name))
+                seen.kept[dataset.name] = kept.relative_to(run_dir).as_posix()
+                seen.kept_hashes[dataset.name] = file_sha256(kept)
+    seen.origins = {name: dict(origin) for name, origin in access.origins.items()}
     get_run_logger().info("Uploaded %s", ", ".join(uploaded))
-    return digests
+    if seen.kept:
+        get_run_logger().info("Kept the data in %s: %s", run_dir / "data", ", ".join(seen.kept.values()))
+    return seen
 
 
 @task(name="teardown-sandbox", retries=2, retry_delay_seconds=[1, 5], cache_policy=NONE)

@@ -8,9 +8,13 @@ import json
 import os
 import weakref
 from collections.abc import Callable
+from pathlib import Path
+
+from prefect import get_run_logger
 
 from tasks.config import LoadedConfig
 from tasks.config.source_schema import CredentialRef
+from tasks.datasets.kept_data import kept_files
 from tasks.datasets.sources import CredentialUnavailable, SourceAccess
 
 _ACCESS: dict[int, SourceAccess] = {}
@@ -26,6 +30,19 @@ def source_access(loaded: LoadedConfig, render: Callable[[str], str] | None = No
         _ACCESS[key] = access
         weakref.finalize(loaded, _ACCESS.pop, key, None)
     return _ACCESS[key]
+
+
+def use_kept_data(loaded: LoadedConfig, earlier_transcript: Path | None) -> dict[str, Path]:
+    """Read each dataset that the run at ``earlier_transcript`` kept (``outputs.keep_data``: data/<name>.parquet
+    beside its transcript) from that file instead of its source, and say so in the run's log."""
+    if earlier_transcript is None:
+        return {}
+    kept = kept_files(earlier_transcript.parent, loaded.config.datasets)
+    source_access(loaded).kept.update(kept)
+    for name, path in kept.items():
+        get_run_logger().info("Dataset %s: reading the data the earlier run kept (%s) instead of its source",
+                              name, path)
+    return kept
 
 
 def _load(slug: str):

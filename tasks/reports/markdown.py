@@ -113,6 +113,38 @@ def _data_section(datasets: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+_SHOWN_COLUMNS = 8
+_HASH_CHARS = 12  # of the hex digest: enough to tell two runs' data apart at a glance
+
+
+def _code(text: object) -> str:
+    """Untrusted text (a column name, a query) as an inline code span inside a table cell."""
+    inner = " ".join(printable(text).split()).replace("|", "\\|")
+    ticks = "`" * (max((len(m) for m in re.findall(r"`+", inner)), default=0) + 1)
+    return f"{ticks} {inner} {ticks}" if inner else ""
+
+
+def _fingerprint_section(records: dict[str, dict[str, Any]]) -> str:
+    """What each dataset was: its source (and query), rows, columns, content hash and window."""
+    windowed = any(r.get("window") for r in records.values())
+    lines = ["### Data fingerprint", "", "| Dataset | Source | Rows | Columns | Content hash |"
+             + (" Window |" if windowed else ""), "|---|---|---:|---|---|" + ("---|" if windowed else "")]
+    for name, record in records.items():
+        source = _code(record.get("source", ""))
+        if record.get("query"):
+            source += f" {_code(record['query'])}"
+        if record.get("read_from_kept"):
+            source += f" (read from the kept data {_code(record['read_from_kept'])}, not the source)"
+        columns = [str(c) for c in record.get("columns") or []]
+        shown = ", ".join(columns[:_SHOWN_COLUMNS]) + (", …" if len(columns) > _SHOWN_COLUMNS else "")
+        digest = str(record.get("content_hash", ""))
+        rows = record.get("rows")
+        lines.append(f"| {_code(name)} | {source} | {f'{rows:,}' if isinstance(rows, int) else ''} "
+                     f"| {len(columns)}: {_code(shown)} | {_code(digest[:len('sha256:') + _HASH_CHARS])} |"
+                     + (f" {_code(record.get('window') or '')} |" if windowed else ""))
+    return "\n".join(lines)
+
+
 class _Document:
     """Markdown text with the charts held apart until the text around them is final, so the bytes
     left for images are known exactly; then relative links, or data URIs within the budget."""
@@ -168,6 +200,8 @@ def render_report_markdown(transcript: Transcript, run_dir: Path, *, embed: bool
                                                 "text"), "")
     if transcript.datasets:
         doc.add(_data_section(transcript.datasets), "")
+    if transcript.data:
+        doc.add(_fingerprint_section(transcript.data), "")
     doc.add("## Usage", "")
     doc.segments.append(usage_line(transcript) + "\n")
     return doc.render(Path(run_dir), embed=embed, budget_bytes=budget_bytes)

@@ -184,3 +184,15 @@ def test_resume_refuses_other_sandbox_settings_and_other_data_naming_each(tmp_pa
     assert [p.key for p in caught.value.problems] == ["datasets.sales"]
     check_same_data(fresh, {"sales": "sha256:bb"}, None)  # a new run records its data
     assert fresh.fingerprint["datasets"] == {"sales": "sha256:bb"}
+
+
+def test_data_read_from_kept_files_is_checked_by_the_kept_files_hash(tmp_path) -> None:
+    """A resume on kept data: the source moved on (its digest differs), the kept file did not."""
+    earlier = transcript_with([[cell("a = 1")]])
+    earlier.fingerprint = {"datasets": {"sales": "sha256:aa", "stores": "sha256:cc"}}
+    earlier.data = {"sales": {"kept_hash": "sha256:k1"}}
+    check_same_data(earlier, {"sales": "sha256:bb", "stores": "sha256:cc"}, tmp_path / "t.json", {"sales": "sha256:k1"})
+    with pytest.raises(ConfigError) as caught:
+        check_same_data(earlier, {"sales": "sha256:bb", "stores": "sha256:cc"}, tmp_path / "t.json",
+                        {"sales": "sha256:k2"})
+    assert [p.key for p in caught.value.problems] == ["datasets.sales"]

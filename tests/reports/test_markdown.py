@@ -94,3 +94,16 @@ def test_write_run_reports_writes_three_files(transcript, run_dir):
     assert {p.name for p in paths.values()} == {"report.md", "report.html", "analysis.ipynb"}
     assert all(isinstance(p, Path) and p.stat().st_size > 0 for p in paths.values())
     assert "](charts/iteration-02-chart-1-revenue.png)" in paths["markdown"].read_text()
+
+
+def test_the_data_section_shows_each_datasets_fingerprint_with_untrusted_names_inert(transcript, run_dir):
+    transcript.data = {"sales": {"source": "/data/sales.csv", "rows": 14620, "window": None,
+                                 "columns": ["date", "<img src=x onerror=alert(1)>", "a|b", "`tick`"],
+                                 "content_hash": "sha256:" + "0123456789abcdef" * 4,
+                                 "read_from_kept": "/runs/1/data/sales.parquet"}}
+    markdown = render_report_markdown(transcript, run_dir, embed=False)
+    section = markdown.split("### Data fingerprint", 1)[1]
+    [row] = [line for line in section.splitlines() if line.startswith("| ` sales")]
+    assert "| 14,620 |" in row and "sha256:0123456789ab `" in row and "4: ``" in row
+    assert "a\\|b" in row and "read from the kept data ` /runs/1/data/sales.parquet `" in row
+    assert "Window" not in section  # no run window recorded: no column for one
