@@ -23,7 +23,7 @@ def validate(
 ) -> None:
     """Check a config and its datasets. Exit 0: valid, 1: data invalid or unreadable, 2: config invalid."""
     from tasks.datasets import validate_dataset  # polars and pandera: only once the config is fine
-    from tasks.source_blocks import source_access
+    from tasks.prefect.source_blocks import source_access
 
     with user_errors():
         loaded = load_config(config, parse_overrides(set_), as_of=as_of)
