@@ -29,7 +29,7 @@ def _describe_cron(cron: str, zone: ZoneInfo, now: datetime) -> str:
     try:
         # cronsim is installed with Prefect (through pydocket); its English is a courtesy, so
         # fall back to the bare expression if it is missing or reads a field differently.
-        from cronsim import CronSim, CronSimError
+        from cronsim import CronSim, CronSimError  # noqa: PLC0415 - may be missing: caught below
 
         sim = CronSim(cron, now.astimezone(zone))
         words, upcoming = sim.explain(), next(sim)

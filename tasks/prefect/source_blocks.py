@@ -9,6 +9,8 @@ import os
 import weakref
 from collections.abc import Callable
 
+from prefect.blocks.core import Block
+
 from tasks.config import LoadedConfig
 from tasks.config.source_schema import CredentialRef
 from tasks.datasets.sources import CredentialUnavailable, SourceAccess
@@ -29,8 +31,6 @@ def source_access(loaded: LoadedConfig, render: Callable[[str], str] | None = No
 
 
 def _load(slug: str):
-    from prefect.blocks.core import Block
-
     try:
         return Block.load(slug)
     except ValueError as exc:  # Prefect's "Unable to find block document named ..."
