@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
+import pandas as pd
 import polars as pl
 
 from tasks.config.schema import DatasetConfig
@@ -198,8 +199,6 @@ class Reader:
         return head.startswith(b"{")
 
     def _read_xlsx(self) -> pl.DataFrame:
-        import pandas as pd
-
         frame = pd.read_excel(self.path, engine="openpyxl", **self.options)
         if isinstance(frame, dict):
             raise self.error("read_options: sheet_name must name one sheet, not several")

@@ -23,6 +23,7 @@ import polars as pl
 import yaml
 from pandera.api.checks import Check
 from pandera.engines import polars_engine
+from pandera.io import pandas_io, polars_io
 
 from tasks.config.schema import DatasetConfig
 from tasks.config.yaml_guard import read_config_yaml
@@ -85,8 +86,6 @@ def load_schema(dataset: DatasetConfig, base_dir: Path) -> pap.DataFrameSchema:
 
 def schema_from_mapping(mapping: Any, *, dataset: str, source: str) -> pap.DataFrameSchema:
     """Parse pandera's serialized schema (pandas or polars format) into a polars schema."""
-    from pandera.io import pandas_io, polars_io
-
     def fail(message: str) -> DataError:
         return DataError(dataset, source, message)
 

@@ -35,6 +35,7 @@ from tasks.config.schema import ModelConfig
 from tasks.errors import ContextWindowExceeded, ModelError
 from tasks.secrets import SecretReader
 
+from .credentials import anthropic_api_key
 from .base import NO_TEXT, ModelProvider, ModelRequest, ModelTurn, Usage
 from .pricing import configured_cost, turn_cost
 
@@ -91,8 +92,6 @@ class AnthropicProvider(ModelProvider):
     def from_config(cls, config: ModelConfig, config_dir: Path, read_secret: SecretReader | None = None,
                     **kwargs: Any) -> AnthropicProvider:
         """Resolve the key (see ``credentials.anthropic_api_key``) and build the provider."""
-        from .credentials import anthropic_api_key
-
         return cls(config, anthropic_api_key(config, config_dir, read_secret), **kwargs)
 
     def __repr__(self) -> str:  # never the key

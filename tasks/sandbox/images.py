@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 
+from PIL import Image
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_FILE_BYTES = 25 * 1024**2
@@ -20,8 +22,6 @@ def as_png(data: bytes) -> bytes:
 
 
 def to_png(data: bytes) -> bytes:
-    from PIL import Image
-
     with Image.open(io.BytesIO(data), formats=["JPEG", "PNG"]) as image:
         width, height = image.size
         if width * height > MAX_PIXELS:
