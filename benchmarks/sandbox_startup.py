@@ -27,7 +27,8 @@ ROUND_TRIP_TARGET_S = 0.050
 
 def line(label: str, value: float, target: float) -> str:
     verdict = "ok" if value < target else "OVER TARGET"
-    return f"{label:<28} {value * 1000:8.1f} ms   target < {target * 1000:.0f} ms   ratio {value / target:5.2f}   {verdict}"
+    return (f"{label:<28} {value * 1000:8.1f} ms   target < {target * 1000:.0f} ms   "
+            f"ratio {value / target:5.2f}   {verdict}")
 
 
 def main() -> int:

@@ -176,7 +176,8 @@ def _problems_from(exc: ValidationError, file: str) -> list[Problem]:
     for error in exc.errors():
         loc = list(error["loc"])
         # A failed union member shows up as an extra loc element named after its type; drop those.
-        loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"str", "dict[str,any]", "int", "float"}))]
+        type_names = {"str", "dict[str,any]", "int", "float"}
+        loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in type_names))]
         key = _format_loc(loc)
         if error["type"] == "extra_forbidden":
             problems.append(Problem(file, key, _unknown_key_message(exc, loc)))

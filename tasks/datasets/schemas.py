@@ -29,7 +29,8 @@ from tasks.config.schema import DatasetConfig
 from tasks.config.yaml_guard import read_config_yaml
 from tasks.errors import ConfigError, DataError
 
-_INTEGERS = {f"{sign}int{bits}": getattr(pl, f"{sign.upper()}Int{bits}") for sign in ("", "u") for bits in (8, 16, 32, 64)}
+_INTEGERS = {f"{sign}int{bits}": getattr(pl, f"{sign.upper()}Int{bits}")
+             for sign in ("", "u") for bits in (8, 16, 32, 64)}
 _SIMPLE: dict[str, Any] = {
     **_INTEGERS,
     **{name.replace("uint", "UInt").replace("int", "Int"): dtype for name, dtype in _INTEGERS.items()},  # nullable

@@ -120,7 +120,10 @@ class KernelSession:
         while True:
             self._check_starting(deadline)
             msg_id = client.kernel_info()
-            if self._wait(client.shell_channel, lambda m, msg_id=msg_id: m["parent_header"].get("msg_id") == msg_id, 0.5):
+            def answers(m: dict[str, Any], msg_id: str = msg_id) -> bool:
+                return m["parent_header"].get("msg_id") == msg_id
+
+            if self._wait(client.shell_channel, answers, 0.5):
                 if self._wait(client.iopub_channel, lambda m: True, 0.2):
                     break
         time.sleep(0.02)
