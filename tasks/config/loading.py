@@ -21,6 +21,7 @@ from tasks.errors import ConfigError, Problem
 
 from .overrides import apply_overrides, parse_overrides
 from .schema import AnalysisConfig
+from .source_schema import is_glob, is_object_store
 from .yaml_guard import read_config_yaml
 
 __all__ = ["LoadedConfig", "config_warnings", "dotenv_environment", "load_config", "parse_overrides"]
@@ -83,7 +84,8 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     missing = [
         Problem(file, f"datasets[{i}].path", _why_not_a_file(loaded.resolve(d.path)))
         for i, d in enumerate(config.datasets)
-        if not d.is_url and not loaded.resolve(d.path).is_file()
+        if d.path is not None and not d.is_url and not is_object_store(d.path) and not is_glob(d.path)
+        and not loaded.resolve(d.path).is_file()
     ]
     missing += [
         Problem(file, f"datasets[{i}].schema", f"schema file not found: {loaded.resolve(d.schema_)}")
