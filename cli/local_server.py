@@ -272,6 +272,7 @@ def _start_locked(p: Paths, timeout: float) -> ServerStatus:
     if current.running:
         return current
     if current.state == "unhealthy":  # alive but not answering: give it the same time a start gets
+        assert current.pid is not None and current.port is not None  # an unhealthy server has both
         _wait_healthy(p, current.pid, current.port, timeout, started=False)
         return status()
     p.state.unlink(missing_ok=True)  # stale or absent
@@ -334,6 +335,7 @@ def stop(timeout: float = STOP_TIMEOUT) -> ServerStatus:
     with _locked(p):
         before = status()
         if before.state in ("running", "unhealthy"):
+            assert before.pid is not None  # a server that runs has its process
             _stop_server(p, before.pid, timeout)
         p.state.unlink(missing_ok=True)
         return before
@@ -347,9 +349,11 @@ def ensure_server(timeout: float = START_TIMEOUT) -> str:
     if url := os.environ.get("PREFECT_API_URL", "").strip():
         return url
     current = status()  # fast path, no lock: a few ms when it runs
-    if current.running:
+    if current.running and current.url:
         return current.url
-    return start(timeout).url
+    started = start(timeout)
+    assert started.url is not None  # start() returns a running server or raises
+    return started.url
 
 
 def use_api_url(api_url: str, *, local: bool = False) -> None:

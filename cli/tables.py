@@ -39,8 +39,8 @@ def print_dataset_report(console: Console, report: DatasetReport) -> None:
             head.add_row(*(_cell(row.get(c, "")) for c in report.columns))
         console.print(head)
     if not report.valid:
-        shown = len(report.failures)
-        failures = Table(title=f"failures: first {shown} of {report.failure_count:,}", title_justify="left",
+        failures = Table(title=f"failures: first {len(report.failures)} of {report.failure_count:,}",
+                         title_justify="left",
                          title_style="red")
         for heading in ("row", "column", "check", "failure case"):
             failures.add_column(heading, overflow="fold")

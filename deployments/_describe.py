@@ -22,6 +22,7 @@ def describe_schedule(schedule: ScheduleConfig | None, now: datetime | None = No
         return f"every {_duration(schedule.interval_timedelta)}"
     if schedule.rrule is not None:
         return f"RRULE {schedule.rrule} ({schedule.timezone})"
+    assert schedule.cron is not None  # the schema requires one of interval, rrule, cron
     return _describe_cron(schedule.cron, zone, now or datetime.now(zone))
 
 

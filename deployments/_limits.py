@@ -44,21 +44,21 @@ def sandbox_cap(loaded: Iterable[LoadedConfig]) -> tuple[int, LoadedConfig] | No
     It is one limit for the whole server: two configs that set different values are a ConfigError
     naming both files.
     """
-    first: LoadedConfig | None = None
+    first: tuple[int, LoadedConfig] | None = None
     problems: list[Problem] = []
     for item in loaded:
         value = item.config.concurrency.sandboxes
         if value is None:
             continue
         if first is None:
-            first = item
-        elif value != first.config.concurrency.sandboxes:
+            first = (value, item)
+        elif value != first[0]:
             problems.append(Problem(str(item.path), "concurrency.sandboxes", (
-                f"{value} disagrees with {first.config.concurrency.sandboxes} in {first.path}; it is one limit for "
+                f"{value} disagrees with {first[0]} in {first[1].path}; it is one limit for "
                 "all analyses on the server: set the same number in both, or keep it in one config only")))
     if problems:
         raise ConfigError(problems)
-    return (first.config.concurrency.sandboxes, first) if first else None
+    return first
 
 
 def check_known(name: str) -> str:
@@ -114,7 +114,7 @@ def read_all_limits() -> list[LimitState]:
         while page := client.read_global_concurrency_limits(limit=200, offset=offset):
             limits += page
             offset += len(page)
-    return sorted((_state(x) for x in limits), key=lambda s: s.name)
+    return sorted((state for x in limits if (state := _state(x))), key=lambda s: s.name)
 
 
 def deployment_names() -> dict[str, str]:

@@ -78,5 +78,6 @@ def _schedule(schedule: ScheduleConfig) -> dict[str, Any]:
     elif schedule.rrule is not None:
         spec = {"rrule": schedule.rrule}
     else:
+        assert schedule.interval_timedelta is not None  # the schema requires one of interval, rrule, cron
         spec = {"interval": schedule.interval_timedelta.total_seconds()}
     return spec | {"timezone": schedule.timezone, "active": True}

@@ -226,7 +226,8 @@ class AnalysisLoop:
 
     def _record_cell(self, tool_use_id: str, code: str, result: ExecutionResult, record: IterationRecord) -> CellRecord:
         charts_dir = self.run_dir / "charts"
-        paths, notes = [], list(result.warnings)
+        paths: list[str] = []
+        notes = list(result.warnings)
         for chart in result.charts:
             kept = keep_image(chart.png)
             if kept.note:

@@ -114,7 +114,7 @@ class DatasetConfig(Strict):
         if (self.path is None) == (self.sql is None):
             raise ValueError("give exactly one of 'path' (a file, URL or glob) or 'sql' (a query and connection)")
         if self.sql is not None:
-            self.format = self.format or "parquet"  # type: ignore[assignment]
+            self.format = self.format or "parquet"
             return self
         assert self.path is not None
         if is_glob(self.path) and self.combine is None:

@@ -81,7 +81,7 @@ def dataset_file(dataset: DatasetConfig, base_dir: Path, access: SourceAccess | 
     folder = Path(tempfile.mkdtemp(prefix="analyst-data-"))
     try:
         path = folder / f"{dataset.name}.{dataset.format}"
-        _download(dataset.path, path, dataset.name, _headers(dataset, access))
+        _download(source, path, dataset.name, _headers(dataset, access))
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)

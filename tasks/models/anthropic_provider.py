@@ -190,6 +190,7 @@ class AnthropicProvider(ModelProvider):
     def _to_turn(self, message: Any, billed_before: Usage | None = None) -> ModelTurn:
         usage = _usage(message.usage) + (billed_before or Usage())
         model = message.model or self.config.name
+        cost: float | None
         if self.config.prices is not None:
             cost = configured_cost(self.config.prices, usage)
         else:
@@ -320,7 +321,7 @@ def _api_error(exc: anthropic.APIStatusError) -> tuple[str, str]:
     """The API's error type and message, from its JSON body when there is one."""
     body = exc.body
     if isinstance(body, dict):
-        error = body.get("error") if isinstance(body.get("error"), dict) else body
+        error = body["error"] if isinstance(body.get("error"), dict) else body
         return str(error.get("type") or "error"), str(error.get("message") or exc.message)
     return "error", str(body or exc.message)
 

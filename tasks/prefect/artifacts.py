@@ -105,10 +105,11 @@ def publish_iteration(name: str, iteration: IterationRecord, run_dir: Path) -> U
 
 def publish_usage(name: str, transcript: Transcript) -> UUID | None:
     def publish() -> UUID:
-        rows = [{"iteration": i.number, "input": i.turn.usage.input_tokens, "output": i.turn.usage.output_tokens,
-                 "cache_read": i.turn.usage.cache_read_input_tokens,
-                 "cache_write": i.turn.usage.cache_creation_input_tokens, "cost_usd": i.turn.cost_usd}
-                for i in transcript.iterations]
+        rows: list[dict[str, Any]] = [
+            {"iteration": i.number, "input": i.turn.usage.input_tokens, "output": i.turn.usage.output_tokens,
+             "cache_read": i.turn.usage.cache_read_input_tokens,
+             "cache_write": i.turn.usage.cache_creation_input_tokens, "cost_usd": i.turn.cost_usd}
+            for i in transcript.iterations]
         u = transcript.usage
         rows.append({"iteration": "total", "input": u.input_tokens, "output": u.output_tokens,
                      "cache_read": u.cache_read_input_tokens, "cache_write": u.cache_creation_input_tokens,

@@ -27,9 +27,11 @@ def to_png(data: bytes) -> bytes:
         if width * height > MAX_PIXELS:
             raise ValueError(f"{width}x{height} pixels is over the {MAX_PIXELS:,} allowed")
         if image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
-            image = image.convert("RGB")  # e.g. CMYK JPEGs, which PNG cannot hold
+            converted = image.convert("RGB")  # e.g. CMYK JPEGs, which PNG cannot hold
+        else:
+            converted = image
         out = io.BytesIO()
-        image.save(out, format="PNG")
+        converted.save(out, format="PNG")
         return out.getvalue()
 
 

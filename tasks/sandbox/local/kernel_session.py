@@ -227,7 +227,7 @@ class KernelSession:
 
 def _drain(channel: Any, limit: int = 500) -> list[dict[str, Any]]:
     # Bounded, so a cell that floods output cannot keep us from checking the deadline.
-    msgs = []
+    msgs: list[dict[str, Any]] = []
     while len(msgs) < limit and channel.socket.poll(0):
         msgs.append(channel.get_msg(timeout=0))
     return msgs
