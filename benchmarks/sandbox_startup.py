@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.config.schema import SandboxConfig  # noqa: E402
-from tasks.sandbox.local import pycache  # noqa: E402
-from tasks.sandbox.local import LocalSandbox  # noqa: E402
+from tasks.config.schema import SandboxConfig
+from tasks.sandbox.local import pycache
+from tasks.sandbox.local import LocalSandbox
 
 READY_TARGET_S = 2.0
 ROUND_TRIP_TARGET_S = 0.050

@@ -103,7 +103,7 @@ def config_warnings(config: AnalysisConfig) -> list[str]:
     try:
         # The SDK's own list, kept current by its releases; private, hence the ImportError fallback.
         # Imported here: anthropic takes 1.6 s and most commands never need this list.
-        from anthropic._data import DEPRECATED_MODELS  # noqa: PLC0415, PLC2701
+        from anthropic._data import DEPRECATED_MODELS  # noqa: PLC0415
     except ImportError:  # pragma: no cover - a future SDK may move it; the warning is a courtesy
         DEPRECATED_MODELS = {}
     if config.model.provider == "anthropic" and config.model.name in DEPRECATED_MODELS:

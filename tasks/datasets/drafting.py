@@ -42,7 +42,7 @@ _NAMES: dict[Any, str] = {pl.Int8: "int8", pl.Int16: "int16", pl.Int32: "int32",
           pl.Float64: "float64", pl.Boolean: "bool", pl.String: "str", pl.Categorical: "category"}
 
 
-def infer_schema_yaml(data_path: str | Path, *, format: str | None = None,
+def infer_schema_yaml(data_path: str | Path, *, format: str | None = None,  # noqa: A002 - the config's key
                       read_options: dict[str, Any] | None = None) -> str:
     """A draft schema for a data file, in pandera's YAML, with comments where a column was loosened.
 
