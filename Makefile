@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test test-fast bench docs bubblewrap test-system-deps clean
+.PHONY: setup demo test test-fast lint bench docs bubblewrap test-system-deps clean
 
 setup: $(STAMP) bubblewrap
 
@@ -65,6 +65,11 @@ test: setup test-system-deps
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+# ruff and mypy, configured in pyproject.toml.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: setup
 	$(PY) benchmarks/sandbox_startup.py

@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.config.schema import SandboxConfig  # noqa: E402
-from tasks.sandbox.local import pycache  # noqa: E402
-from tasks.sandbox.local import LocalSandbox  # noqa: E402
+from tasks.config.schema import SandboxConfig
+from tasks.sandbox.local import pycache
+from tasks.sandbox.local import LocalSandbox
 
 READY_TARGET_S = 2.0
 ROUND_TRIP_TARGET_S = 0.050
@@ -27,7 +27,8 @@ ROUND_TRIP_TARGET_S = 0.050
 
 def line(label: str, value: float, target: float) -> str:
     verdict = "ok" if value < target else "OVER TARGET"
-    return f"{label:<28} {value * 1000:8.1f} ms   target < {target * 1000:.0f} ms   ratio {value / target:5.2f}   {verdict}"
+    return (f"{label:<28} {value * 1000:8.1f} ms   target < {target * 1000:.0f} ms   "
+            f"ratio {value / target:5.2f}   {verdict}")
 
 
 def main() -> int:

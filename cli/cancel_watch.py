@@ -43,7 +43,7 @@ class CancelWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="cancel-watch", daemon=True)
         self.cancelled = False
-        self._previous: object = signal.SIG_DFL
+        self._previous: signal._HANDLER = signal.SIG_DFL
 
     def __enter__(self) -> CancelWatch:
         if threading.current_thread() is not threading.main_thread():

@@ -122,7 +122,8 @@ def _is_our_server(pid: int, port: int) -> bool:
         return False
     except psutil.AccessDenied:
         return True
-    runs_server = any(a.startswith("prefect.server.") for a in argv) or ("server" in argv and any("prefect" in a for a in argv))
+    runs_server = (any(a.startswith("prefect.server.") for a in argv)
+                   or ("server" in argv and any("prefect" in a for a in argv)))
     return runs_server and str(port) in argv
 
 
@@ -191,7 +192,8 @@ def status() -> ServerStatus:
     st = _read_state(p)
     if st is None:
         port = preferred_port()
-        note = "" if _port_free(port) else f"port {port} is held by another program; a new server would use the next free port"
+        note = "" if _port_free(port) else (f"port {port} is held by another program; "
+                                            "a new server would use the next free port")
         return ServerStatus("stopped", None, None, None, p.db, p.log, note)
     pid, port = st["pid"], st["port"]
     url = api_url_for(port)
@@ -270,6 +272,7 @@ def _start_locked(p: Paths, timeout: float) -> ServerStatus:
     if current.running:
         return current
     if current.state == "unhealthy":  # alive but not answering: give it the same time a start gets
+        assert current.pid is not None and current.port is not None  # an unhealthy server has both
         _wait_healthy(p, current.pid, current.port, timeout, started=False)
         return status()
     p.state.unlink(missing_ok=True)  # stale or absent
@@ -332,6 +335,7 @@ def stop(timeout: float = STOP_TIMEOUT) -> ServerStatus:
     with _locked(p):
         before = status()
         if before.state in ("running", "unhealthy"):
+            assert before.pid is not None  # a server that runs has its process
             _stop_server(p, before.pid, timeout)
         p.state.unlink(missing_ok=True)
         return before
@@ -345,9 +349,11 @@ def ensure_server(timeout: float = START_TIMEOUT) -> str:
     if url := os.environ.get("PREFECT_API_URL", "").strip():
         return url
     current = status()  # fast path, no lock: a few ms when it runs
-    if current.running:
+    if current.running and current.url:
         return current.url
-    return start(timeout).url
+    started = start(timeout)
+    assert started.url is not None  # start() returns a running server or raises
+    return started.url
 
 
 def use_api_url(api_url: str, *, local: bool = False) -> None:
@@ -357,7 +363,8 @@ def use_api_url(api_url: str, *, local: bool = False) -> None:
     os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "false")
     if local:
         os.environ.setdefault("DO_NOT_TRACK", "1")  # Prefect SDK telemetry: no internet here anyway
-        if any(os.environ.get(k) for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")):
+        proxies = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+        if any(os.environ.get(k) for k in proxies):
             no_proxy = os.environ.get("NO_PROXY", os.environ.get("no_proxy", ""))
             os.environ["NO_PROXY"] = ",".join(x for x in (no_proxy, HOST, "localhost") if x)
     if "prefect" not in sys.modules:

@@ -187,8 +187,9 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
         rows.append(("model", f"replayed from {summary['replayed']} (no model called, no cost)"))
     elif usage:
         cost = summary.get("cost_usd")
-        tokens = f"{usage['input_tokens']:,} in, {usage['output_tokens']:,} out, " \
-                 f"{usage['cache_read_input_tokens']:,} cache read, {usage['cache_creation_input_tokens']:,} cache write"
+        tokens = (f"{usage['input_tokens']:,} in, {usage['output_tokens']:,} out, "
+                  f"{usage['cache_read_input_tokens']:,} cache read, "
+                  f"{usage['cache_creation_input_tokens']:,} cache write")
         rows.append(("tokens", tokens))
         rows.append(("cost", "unknown (model not priced)" if cost is None else f"${cost:.4f}"))
     print_fields(rows, console)

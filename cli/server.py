@@ -29,7 +29,7 @@ def _show(st: local_server.ServerStatus) -> None:
     if st.state in _MEANING:
         state.append(f" ({_MEANING[st.state]})", style="dim")
     rows: list[tuple[str, str | Text]] = [("state", state)]
-    if st.url:
+    if st.url and st.ui_url:
         rows += [("UI", st.ui_url), ("API", st.url)]
     if st.pid:
         rows.append(("pid", str(st.pid)))

@@ -39,14 +39,15 @@ def print_dataset_report(console: Console, report: DatasetReport) -> None:
             head.add_row(*(_cell(row.get(c, "")) for c in report.columns))
         console.print(head)
     if not report.valid:
-        shown = len(report.failures)
-        failures = Table(title=f"failures: first {shown} of {report.failure_count:,}", title_justify="left",
+        failures = Table(title=f"failures: first {len(report.failures)} of {report.failure_count:,}",
+                         title_justify="left",
                          title_style="red")
         for heading in ("row", "column", "check", "failure case"):
             failures.add_column(heading, overflow="fold")
         for failure in report.failures:
+            case = "null" if failure.failure_case is None else _cell(failure.failure_case)
             failures.add_row("-" if failure.row is None else str(failure.row), _cell(failure.column or "(table)"),
-                             _cell(failure.check), "null" if failure.failure_case is None else _cell(failure.failure_case))
+                             _cell(failure.check), case)
         console.print(failures)
         by_check = Table(title="failing checks", title_justify="left")
         for heading in ("column", "check", "rows"):

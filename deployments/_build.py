@@ -14,12 +14,15 @@ a relative file path points nowhere, while the module imports wherever the proje
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from prefect.client.schemas.objects import ConcurrencyLimitConfig
+from prefect.exceptions import TerminationSignal
 
 from tasks.config import LoadedConfig, load_config
 from tasks.config.yaml_guard import read_config_yaml
@@ -93,10 +96,7 @@ def serve_deployments(loaded: Iterable[LoadedConfig]) -> None:
     import of the entrypoint, where the config's retries (``with_options``) are lost, while a
     Runner given the flow object runs that object, retries included.
     """
-    import asyncio
-
-    from prefect.exceptions import TerminationSignal
-    from prefect.runner import Runner
+    from prefect.runner import Runner  # noqa: PLC0415 - 0.5 s, only for `analyst serve`
 
     runner = Runner(pause_on_shutdown=True)
     for item in loaded:
@@ -111,10 +111,9 @@ def serve_deployments(loaded: Iterable[LoadedConfig]) -> None:
 def _flow_and_options(loaded: LoadedConfig, work_pool: str | None = None) -> tuple[Flow, dict[str, Any]]:
     """The ``analyze`` flow with the config's retries, and the deployment's fields for ``to_deployment``
     (with ``work_pool``: that pool and the job variables)."""
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig
-    from prefect.deployments.runner import EntrypointType
+    from prefect.deployments.runner import EntrypointType  # noqa: PLC0415 - 0.5 s, only once a deployment is wanted
 
-    from flows.analysis import analyze  # imports prefect; only once a deployment is wanted
+    from flows.analysis import analyze  # noqa: PLC0415 - 5 s (the whole flow), only once a deployment is wanted
 
     fields = deployment_fields(loaded)  # refuses a secret in any of them
     schedule = loaded.config.schedule

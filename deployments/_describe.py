@@ -22,6 +22,7 @@ def describe_schedule(schedule: ScheduleConfig | None, now: datetime | None = No
         return f"every {_duration(schedule.interval_timedelta)}"
     if schedule.rrule is not None:
         return f"RRULE {schedule.rrule} ({schedule.timezone})"
+    assert schedule.cron is not None  # the schema requires one of interval, rrule, cron
     return _describe_cron(schedule.cron, zone, now or datetime.now(zone))
 
 
@@ -29,7 +30,7 @@ def _describe_cron(cron: str, zone: ZoneInfo, now: datetime) -> str:
     try:
         # cronsim is installed with Prefect (through pydocket); its English is a courtesy, so
         # fall back to the bare expression if it is missing or reads a field differently.
-        from cronsim import CronSim, CronSimError
+        from cronsim import CronSim, CronSimError  # noqa: PLC0415 - may be missing: caught below
 
         sim = CronSim(cron, now.astimezone(zone))
         words, upcoming = sim.explain(), next(sim)

@@ -7,13 +7,18 @@ part of the deployment; Prefect keeps it as a global limit named ``deployment:<i
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from prefect import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
 from tasks.config import LoadedConfig
 from tasks.errors import AnalystError, ConfigError, Problem
-from tasks.prefect.sandbox_slots import SANDBOX_LIMIT
+from tasks.prefect.sandbox_slots import SANDBOX_LIMIT, read_limit
 
 from ._register import _reason
 
@@ -39,27 +44,25 @@ def sandbox_cap(loaded: Iterable[LoadedConfig]) -> tuple[int, LoadedConfig] | No
     It is one limit for the whole server: two configs that set different values are a ConfigError
     naming both files.
     """
-    first: LoadedConfig | None = None
+    first: tuple[int, LoadedConfig] | None = None
     problems: list[Problem] = []
     for item in loaded:
         value = item.config.concurrency.sandboxes
         if value is None:
             continue
         if first is None:
-            first = item
-        elif value != first.config.concurrency.sandboxes:
+            first = (value, item)
+        elif value != first[0]:
             problems.append(Problem(str(item.path), "concurrency.sandboxes", (
-                f"{value} disagrees with {first.config.concurrency.sandboxes} in {first.path}; it is one limit for "
+                f"{value} disagrees with {first[0]} in {first[1].path}; it is one limit for "
                 "all analyses on the server: set the same number in both, or keep it in one config only")))
     if problems:
         raise ConfigError(problems)
-    return (first.config.concurrency.sandboxes, first) if first else None
+    return first
 
 
 def check_known(name: str) -> str:
     if name not in KNOWN_LIMITS:
-        import difflib
-
         close = difflib.get_close_matches(name, list(KNOWN_LIMITS), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise LimitError(f"unknown limit {name!r}: {hint}this tool uses: "
@@ -76,9 +79,6 @@ def check_value(name: str, limit: int) -> int:
 
 def set_limit(name: str, limit: int) -> tuple[LimitState | None, LimitState]:
     """Create or update the global concurrency limit ``name`` (active); returns (before, after)."""
-    from prefect import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
-
     check_value(name, limit)
     before = read_limit_state(name)
     with get_client(sync_client=True) as client:
@@ -96,8 +96,6 @@ def set_limit(name: str, limit: int) -> tuple[LimitState | None, LimitState]:
 
 def remove_limit(name: str) -> LimitState | None:
     """Delete the global concurrency limit ``name``; returns what it was (None: there was none)."""
-    from prefect import get_client
-
     before = read_limit_state(name)
     if before is not None:
         with get_client(sync_client=True) as client:
@@ -106,28 +104,21 @@ def remove_limit(name: str) -> LimitState | None:
 
 
 def read_limit_state(name: str) -> LimitState | None:
-    from tasks.prefect.sandbox_slots import read_limit
-
     return _state(read_limit(name))
 
 
 def read_all_limits() -> list[LimitState]:
     """Every global concurrency limit on the server, by name (deployment limits included)."""
-    from prefect import get_client
-
     with get_client(sync_client=True) as client:
         limits, offset = [], 0
         while page := client.read_global_concurrency_limits(limit=200, offset=offset):
             limits += page
             offset += len(page)
-    return sorted((_state(x) for x in limits), key=lambda s: s.name)
+    return sorted((state for x in limits if (state := _state(x))), key=lambda s: s.name)
 
 
 def deployment_names() -> dict[str, str]:
     """``{"deployment:<id>": "analyze/<name>"}`` for the deployments of the analyze flow."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-
     with get_client(sync_client=True) as client:
         deployments = client.read_deployments(flow_filter=FlowFilter(name=FlowFilterName(any_=["analyze"])))
     return {f"{DEPLOYMENT_LIMIT_PREFIX}{d.id}": f"analyze/{d.name}" for d in deployments}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prefect import __version__ as prefect_version
 
 from tasks.config import LoadedConfig, ScheduleConfig
 
@@ -24,8 +25,6 @@ DEFAULT_WORK_POOL = "analyses"
 
 def prefect_yaml(loaded: list[LoadedConfig], work_pool: str | None = None, *, generated_by: str = "") -> str:
     """The text of a prefect.yaml deploying each config of ``loaded`` to ``work_pool`` (default: 'analyses')."""
-    from prefect import __version__ as prefect_version
-
     pool = work_pool or DEFAULT_WORK_POOL
     document = {
         "name": "ai-analyst-flows",
@@ -79,5 +78,6 @@ def _schedule(schedule: ScheduleConfig) -> dict[str, Any]:
     elif schedule.rrule is not None:
         spec = {"rrule": schedule.rrule}
     else:
+        assert schedule.interval_timedelta is not None  # the schema requires one of interval, rrule, cron
         spec = {"interval": schedule.interval_timedelta.total_seconds()}
     return spec | {"timezone": schedule.timezone, "active": True}

@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from prefect import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectNotFound
+
 from tasks.errors import AnalystError
 
 if TYPE_CHECKING:
@@ -21,10 +25,7 @@ def ensure_work_pool(name: str) -> tuple[str, bool]:
     A process pool runs each flow run as a subprocess of ``prefect worker start --pool NAME``,
     on the worker's machine, which therefore needs this project installed.
     """
-    from prefect import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectNotFound
-    from prefect.workers.process import ProcessWorker
+    from prefect.workers.process import ProcessWorker  # noqa: PLC0415 - 0.2 s, only when a pool is created
 
     with get_client(sync_client=True) as client:
         try:

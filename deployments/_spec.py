@@ -41,7 +41,7 @@ def deployment_fields(loaded: LoadedConfig) -> dict[str, Any]:
     work pool only (Prefect refuses them on a deployment without one, such as ``analyst serve``'s).
     """
     cfg = loaded.config
-    fields = {
+    fields: dict[str, Any] = {
         "name": cfg.name,
         "description": cfg.description or None,  # None: the flow's docstring
         "tags": list(cfg.tags),

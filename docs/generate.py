@@ -32,7 +32,7 @@ Every key of an analysis config, with its type and default. A key not listed her
 Sizes are written like `4GiB` or `512MiB`, durations like `90s`, `30m`, `1h` or a number of seconds.
 How a config is read (relative paths, `${VAR}`, `--set` overrides) and a complete example are in
 [configuration.md](configuration.md).
-"""
+"""  # noqa: E501 - the generated page carries its comment on one line
 
 CLI_INTRO = """\
 # CLI reference
@@ -57,7 +57,7 @@ analyst deploy configs/ --work-pool analyses         # register them for a worke
 analyst limits set sandboxes 4 | show | remove       # cap the sandboxes alive at once, all analyses
 analyst sandboxes list | cleanup --older-than 1h     # Daytona sandboxes that outlived their run
 ```
-"""
+"""  # noqa: E501 - the generated page carries its comment on one line
 
 
 def render_config() -> str:
@@ -121,7 +121,8 @@ def _type_name(annotation: Any) -> str:
         return f"list of {_type_name(args[0])}"
     if origin is dict:
         return "mapping"
-    return {str: "string", int: "integer", float: "number", bool: "boolean", Any: "any"}.get(annotation, str(annotation))
+    names = {str: "string", int: "integer", float: "number", bool: "boolean", Any: "any"}
+    return names.get(annotation, str(annotation))
 
 
 def _default(field: FieldInfo) -> str:

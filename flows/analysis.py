@@ -75,13 +75,14 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     use_kept_data(loaded, transcript_file(Path(resume)) if resume else Path(replay) if replay else None)
     reports = validate_datasets(loaded)
     provider = create_provider(cfg.model, loaded.base_dir, replay=replay, read_secret=read_secret_block)
-    transcript = start_transcript(cfg, reports, provider, flow_run_id=str(flow_run.get_id() or ""))
+    flow_run_id = str(flow_run.get_id() or "")
+    transcript = start_transcript(cfg, reports, provider, flow_run_id=flow_run_id)
     transcript.run_time = loaded.run_time.to_dict()
-    earlier = find_earlier_run(loaded.outputs_dir / cfg.name, transcript.flow_run_id, resume)
+    earlier = find_earlier_run(loaded.outputs_dir / cfg.name, flow_run_id, resume)
     run_dir = earlier.file.parent if earlier and earlier.retry else _new_run_dir(loaded)
     if earlier:
         transcript = resume_transcript(earlier, transcript, run_dir)
-    transcript.run_key = transcript.run_key or transcript.flow_run_id
+    transcript.run_key = transcript.run_key or transcript.flow_run_id or flow_run_id
     provider = persist_turns(provider, transcript.run_key, loaded)
     limits = LoopLimits.from_config(cfg)
     logger.info("Run folder: %s", run_dir)

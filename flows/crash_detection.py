@@ -18,6 +18,13 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from prefect import get_client
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+from prefect.events.schemas.events import ResourceSpecification
+from prefect.settings import get_current_settings
+
 log = logging.getLogger(__name__)
 
 AUTOMATION_NAME = "analyst: mark unresponsive flow runs as crashed"
@@ -31,9 +38,6 @@ def crash_window(heartbeat_seconds: int) -> timedelta:
 def ensure_crash_detection() -> str | None:
     """Create or widen the automation on the current Prefect server. Returns what was done
     ("created", "widened", "present"), or None when heartbeats are off or the server refused."""
-    from prefect import get_client
-    from prefect.settings import get_current_settings
-
     frequency = get_current_settings().flows.heartbeat_frequency
     if frequency is None:
         return None  # no heartbeats, nothing to watch
@@ -56,11 +60,6 @@ def ensure_crash_detection() -> str | None:
 
 
 def _automation(window: timedelta):
-    from prefect.client.schemas.objects import StateType
-    from prefect.events.actions import ChangeFlowRunState
-    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
-    from prefect.events.schemas.events import ResourceSpecification
-
     return AutomationCore(
         name=AUTOMATION_NAME,
         description=("Created by analyst: a flow run that stops sending heartbeats without reaching a final "

@@ -38,7 +38,8 @@ def _env(home: Path, port: int) -> dict[str, str]:
 
 def _run_python(code: str, env: dict[str, str], timeout: float = 90) -> dict:
     """Run `code` in a fresh interpreter; it prints one JSON object as its last stdout line."""
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=timeout)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -177,12 +178,14 @@ def shared_server(tmp_path_factory):
     home, port = tmp_path_factory.mktemp("shared") / "analyst", _free_port()
     env = {**_env(home, port), "ANTHROPIC_API_KEY": "sk-ant-planted-for-the-server"}
     procs = [
-        subprocess.Popen([sys.executable, "-c", ENSURE], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", ENSURE], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     try:
         outs = [p.communicate(timeout=120) for p in procs]
-        results = [json.loads(o.strip().splitlines()[-1]) if p.returncode == 0 else {"error": e} for p, (o, e) in zip(procs, outs)]
+        results = [json.loads(o.strip().splitlines()[-1]) if p.returncode == 0 else {"error": e}
+                   for p, (o, e) in zip(procs, outs)]
         yield SimpleNamespace(home=home, port=port, results=results)
     finally:
         for p in procs:

@@ -85,7 +85,8 @@ def trim_oldest_outputs(messages: list[dict[str, Any]], chars: int) -> int:
 
 
 def count_trimmed(messages: list[dict[str, Any]]) -> int:
-    return sum(1 for m in messages for b in _blocks(m) if b.get("type") == "tool_result" and b.get("content") == TRIMMED)
+    return sum(1 for m in messages for b in _blocks(m)
+               if b.get("type") == "tool_result" and b.get("content") == TRIMMED)
 
 
 def _untrimmed_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -210,7 +210,8 @@ class AnalysisLoop:
                                    "sandbox.max_output_chars or model.max_iterations, or use a model with a larger "
                                    "context window")
             return
-        events.emit("context_trimmed", {"outputs": trimmed, "reason": "the reply reached the end of the context window"})
+        events.emit("context_trimmed",
+                    {"outputs": trimmed, "reason": "the reply reached the end of the context window"})
         self._append_user_text(CONTINUE_AFTER_CONTEXT_WINDOW.format(detail=detail))
 
     def _run_call(self, call: dict[str, Any], record: IterationRecord) -> dict[str, Any]:
@@ -225,7 +226,8 @@ class AnalysisLoop:
 
     def _record_cell(self, tool_use_id: str, code: str, result: ExecutionResult, record: IterationRecord) -> CellRecord:
         charts_dir = self.run_dir / "charts"
-        paths, notes = [], list(result.warnings)
+        paths: list[str] = []
+        notes = list(result.warnings)
         for chart in result.charts:
             kept = keep_image(chart.png)
             if kept.note:

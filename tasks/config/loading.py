@@ -143,7 +143,9 @@ def config_warnings(config: AnalysisConfig) -> list[str]:
     """Things that work today but will not for long, such as a model past its deprecation date."""
     warnings = []
     try:
-        from anthropic._data import DEPRECATED_MODELS  # the SDK's own list, kept current by its releases
+        # The SDK's own list, kept current by its releases; private, hence the ImportError fallback.
+        # Imported here: anthropic takes 1.6 s and most commands never need this list.
+        from anthropic._data import DEPRECATED_MODELS  # noqa: PLC0415
     except ImportError:  # pragma: no cover - a future SDK may move it; the warning is a courtesy
         DEPRECATED_MODELS = {}
     if config.model.provider == "anthropic" and config.model.name in DEPRECATED_MODELS:
@@ -218,7 +220,8 @@ def _problems_from(exc: ValidationError, file: str) -> list[Problem]:
     for error in exc.errors():
         loc = list(error["loc"])
         # A failed union member shows up as an extra loc element named after its type; drop those.
-        loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"str", "dict[str,any]", "int", "float"}))]
+        type_names = {"str", "dict[str,any]", "int", "float"}
+        loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in type_names))]
         key = _format_loc(loc)
         if error["type"] == "extra_forbidden":
             problems.append(Problem(file, key, _unknown_key_message(exc, loc)))

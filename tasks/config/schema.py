@@ -122,7 +122,7 @@ class DatasetConfig(Strict):
         if (self.path is None) == (self.sql is None):
             raise ValueError("give exactly one of 'path' (a file, URL or glob) or 'sql' (a query and connection)")
         if self.sql is not None:
-            self.format = self.format or "parquet"  # type: ignore[assignment]
+            self.format = self.format or "parquet"
             return self
         assert self.path is not None
         if is_glob(self.path) and self.combine is None:
@@ -240,8 +240,9 @@ class ModelConfig(Strict):
         # Without a price every turn costs None and max_cost_usd could never stop a run.
         if self.max_cost_usd is None or self.prices is not None or self.provider != "anthropic":
             return self
-        from tasks.models.base import Usage
-        from tasks.models.pricing import turn_cost
+        # An import cycle: tasks.models imports this module.
+        from tasks.models.base import Usage  # noqa: PLC0415
+        from tasks.models.pricing import turn_cost  # noqa: PLC0415
 
         if turn_cost(self.name, Usage(input_tokens=1, output_tokens=1)) is None:
             raise ValueError(f"no price is known for model {self.name!r}, so max_cost_usd cannot be checked: give "

@@ -37,12 +37,12 @@ _TIME_OF_DAY = re.compile(r"^\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([aApP][mM])?\s
 _FORMATTED_NUMBER = re.compile(r"^\s*[-+(]?\s*[$€£¥]?\s*-?\d{1,3}([,\s']\d{3})+(\.\d+)?\)?\s*$"
                                r"|^\s*[-+(]?\s*[$€£¥]\s*-?\d+(\.\d+)?\)?\s*$|^\s*-?\d+(\.\d+)?\s*%\s*$")
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
-_NAMES = {pl.Int8: "int8", pl.Int16: "int16", pl.Int32: "int32", pl.Int64: "int64", pl.UInt8: "uint8",
+_NAMES: dict[Any, str] = {pl.Int8: "int8", pl.Int16: "int16", pl.Int32: "int32", pl.Int64: "int64", pl.UInt8: "uint8",
           pl.UInt16: "uint16", pl.UInt32: "uint32", pl.UInt64: "uint64", pl.Float32: "float32",
           pl.Float64: "float64", pl.Boolean: "bool", pl.String: "str", pl.Categorical: "category"}
 
 
-def infer_schema_yaml(data_path: str | Path, *, format: str | None = None,
+def infer_schema_yaml(data_path: str | Path, *, format: str | None = None,  # noqa: A002 - the config's key
                       read_options: dict[str, Any] | None = None) -> str:
     """A draft schema for a data file, in pandera's YAML, with comments where a column was loosened.
 
@@ -56,7 +56,7 @@ def infer_schema_yaml(data_path: str | Path, *, format: str | None = None,
     if fmt is None:
         raise DataError(path.stem, str(path), "cannot tell the format from the file name: name it .csv, .tsv, "
                                               ".parquet, .json, .jsonl or .xlsx, or set the dataset's 'format'")
-    reader = Reader(DatasetConfig(name="draft", path=str(path), format=fmt, schema={},
+    reader = Reader(DatasetConfig(name="draft", path=str(path), format=fmt, schema_={},
                                   read_options=dict(read_options or {})), path, str(path))
     reader.name = path.stem  # for messages: the config's name rules do not apply to a file name
     sample = reader.collect(reader.scan(), lambda frame: frame.head(SAMPLE_ROWS))

@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
+import pandas as pd
 import polars as pl
 
 from tasks.config.schema import DatasetConfig
@@ -84,7 +85,7 @@ def dataset_file(dataset: DatasetConfig, base_dir: Path, access: SourceAccess | 
     folder = Path(tempfile.mkdtemp(prefix="analyst-data-"))
     try:
         path = folder / f"{dataset.name}.{dataset.format}"
-        _download(dataset.path, path, dataset.name, _headers(dataset, access))
+        _download(source, path, dataset.name, _headers(dataset, access))
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -202,8 +203,6 @@ class Reader:
         return head.startswith(b"{")
 
     def _read_xlsx(self) -> pl.DataFrame:
-        import pandas as pd
-
         frame = pd.read_excel(self.path, engine="openpyxl", **self.options)
         if isinstance(frame, dict):
             raise self.error("read_options: sheet_name must name one sheet, not several")

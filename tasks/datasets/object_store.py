@@ -30,7 +30,8 @@ def _split(url: str) -> tuple[str, str]:
 
 
 def _store(root: str, options: dict[str, str]):
-    return from_url(root, config=options or None)
+    # obstore types the config per store (S3Config, GCSConfig, AzureConfig); these are that store's keys.
+    return from_url(root, config=options or None)  # type: ignore[arg-type]
 
 
 def matching(url: str, options: dict[str, str]) -> list[RemoteFile]:

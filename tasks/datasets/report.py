@@ -77,7 +77,8 @@ def render_summary(report: DatasetReport, *, max_failures: int = 10) -> str:
         lines.append("Failing checks (column: check: rows):")
         lines += [f"  - {c.column or '(table)'}: {c.check}: {c.count:,}" for c in report.failures_by_check]
         lines.append("Examples (row: column: check: value):")
-        lines += [f"  - {'-' if f.row is None else f.row}: {f.column or '(table)'}: {f.check}: {'null' if f.failure_case is None else f.failure_case}"
+        lines += [f"  - {'-' if f.row is None else f.row}: {f.column or '(table)'}: {f.check}: "
+                  f"{'null' if f.failure_case is None else f.failure_case}"
                   for f in report.failures[:max_failures]]
     lines += [f"Note: {n}" for n in report.notes]
     return "\n".join(lines)

@@ -23,12 +23,14 @@ import polars as pl
 import yaml
 from pandera.api.checks import Check
 from pandera.engines import polars_engine
+from pandera.io import pandas_io, polars_io
 
 from tasks.config.schema import DatasetConfig
 from tasks.config.yaml_guard import read_config_yaml
 from tasks.errors import ConfigError, DataError
 
-_INTEGERS = {f"{sign}int{bits}": getattr(pl, f"{sign.upper()}Int{bits}") for sign in ("", "u") for bits in (8, 16, 32, 64)}
+_INTEGERS = {f"{sign}int{bits}": getattr(pl, f"{sign.upper()}Int{bits}")
+             for sign in ("", "u") for bits in (8, 16, 32, 64)}
 _SIMPLE: dict[str, Any] = {
     **_INTEGERS,
     **{name.replace("uint", "UInt").replace("int", "Int"): dtype for name, dtype in _INTEGERS.items()},  # nullable
@@ -85,8 +87,6 @@ def load_schema(dataset: DatasetConfig, base_dir: Path) -> pap.DataFrameSchema:
 
 def schema_from_mapping(mapping: Any, *, dataset: str, source: str) -> pap.DataFrameSchema:
     """Parse pandera's serialized schema (pandas or polars format) into a polars schema."""
-    from pandera.io import pandas_io, polars_io
-
     def fail(message: str) -> DataError:
         return DataError(dataset, source, message)
 
@@ -171,7 +171,8 @@ def _adapt_check(check: Check, dtype: Any) -> Check:
     read with its one format ('2020-01-01' without a time) as text, and dates need date objects."""
     if not isinstance(dtype, AnyDatetime) and dtype is not pl.Date:
         return check
-    zone = None if dtype is pl.Date else dtype.type.time_zone
+    # pandera types AnyDatetime as a union with its DataTypeClass; an instance always has .type (polars').
+    zone = None if dtype is pl.Date else dtype.type.time_zone  # type: ignore[union-attr]
 
     def to_value(value: Any) -> Any:
         stamp = pd.Timestamp(value)
@@ -192,9 +193,10 @@ def _adapt_check(check: Check, dtype: Any) -> Check:
         return value
 
     stats = {key: convert(value) for key, value in (check.statistics or {}).items()}
-    if stats == check.statistics or not hasattr(Check, check.name or ""):
+    name = check.name or ""
+    if stats == check.statistics or not hasattr(Check, name):
         return check
-    rebuilt = getattr(Check, check.name)(**stats)
+    rebuilt = getattr(Check, name)(**stats)
     for option in ("raise_warning", "ignore_na", "n_failure_cases", "title", "description"):
         setattr(rebuilt, option, getattr(check, option))
     return rebuilt

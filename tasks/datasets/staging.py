@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
+from sqlalchemy import make_url
 
 from tasks.config.schema import DatasetConfig
 from tasks.config.source_schema import is_glob, is_object_store
@@ -42,7 +43,7 @@ def stage_dataset(dataset: DatasetConfig, base_dir: Path, access: SourceAccess) 
 
 
 def _run_query(dataset: DatasetConfig, access: SourceAccess, dest: Path) -> dict:
-    from tasks.datasets.loading import source_of
+    from tasks.datasets.loading import source_of  # noqa: PLC0415 - an import cycle: loading imports this module
 
     assert dataset.sql is not None
     source = source_of(dataset, Path())
@@ -62,15 +63,13 @@ def _run_query(dataset: DatasetConfig, access: SourceAccess, dest: Path) -> dict
 
 def _password(url: str) -> str:
     try:
-        from sqlalchemy import make_url
-
         return make_url(url).password or ""
     except Exception:  # noqa: BLE001 - then the whole URL is what is cut out of messages
         return ""
 
 
 def _fetch_files(dataset: DatasetConfig, base_dir: Path, access: SourceAccess, dest: Path) -> dict:
-    from tasks.datasets.loading import Reader, source_of
+    from tasks.datasets.loading import Reader, source_of  # noqa: PLC0415 - an import cycle, as above
 
     assert dataset.path is not None
     source = source_of(dataset, base_dir)

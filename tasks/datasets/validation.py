@@ -248,7 +248,8 @@ def _normalise(cases: pl.DataFrame, schema: pap.DataFrameSchema) -> pl.DataFrame
         .then(case).otherwise(pl.col("column")).cast(pl.String).alias("column"),
         pl.col("check").cast(pl.String).replace(renames),
         pl.when(case.str.contains("\n") | (case.str.len_chars() > _CELL * 3))  # error texts run to many lines
-        .then(case.str.split("\n").list.first().str.slice(0, _CELL * 3 - 1) + "…").otherwise(case).alias("failure_case"),
+        .then(case.str.split("\n").list.first().str.slice(0, _CELL * 3 - 1) + "…")
+        .otherwise(case).alias("failure_case"),
         pl.col("index").cast(pl.Int64),
     )
 

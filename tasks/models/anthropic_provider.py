@@ -35,6 +35,7 @@ from tasks.config.schema import ModelConfig
 from tasks.errors import ContextWindowExceeded, ModelError
 from tasks.secrets import SecretReader
 
+from .credentials import anthropic_api_key
 from .base import NO_TEXT, ModelProvider, ModelRequest, ModelTurn, Usage
 from .pricing import configured_cost, turn_cost
 
@@ -91,8 +92,6 @@ class AnthropicProvider(ModelProvider):
     def from_config(cls, config: ModelConfig, config_dir: Path, read_secret: SecretReader | None = None,
                     **kwargs: Any) -> AnthropicProvider:
         """Resolve the key (see ``credentials.anthropic_api_key``) and build the provider."""
-        from .credentials import anthropic_api_key
-
         return cls(config, anthropic_api_key(config, config_dir, read_secret), **kwargs)
 
     def __repr__(self) -> str:  # never the key
@@ -191,6 +190,7 @@ class AnthropicProvider(ModelProvider):
     def _to_turn(self, message: Any, billed_before: Usage | None = None) -> ModelTurn:
         usage = _usage(message.usage) + (billed_before or Usage())
         model = message.model or self.config.name
+        cost: float | None
         if self.config.prices is not None:
             cost = configured_cost(self.config.prices, usage)
         else:
@@ -321,7 +321,7 @@ def _api_error(exc: anthropic.APIStatusError) -> tuple[str, str]:
     """The API's error type and message, from its JSON body when there is one."""
     body = exc.body
     if isinstance(body, dict):
-        error = body.get("error") if isinstance(body.get("error"), dict) else body
+        error = body["error"] if isinstance(body.get("error"), dict) else body
         return str(error.get("type") or "error"), str(error.get("message") or exc.message)
     return "error", str(body or exc.message)
 

@@ -23,8 +23,9 @@ def turn_cost(model: str, usage: Usage, *, provider_id: str = "anthropic") -> fl
     the cached parts as subsets of it, hence the sum.
     """
     try:
-        from genai_prices import Usage as PriceUsage
-        from genai_prices import calc_price
+        # 0.2 s to import, and a config with model.prices never needs it.
+        from genai_prices import Usage as PriceUsage  # noqa: PLC0415
+        from genai_prices import calc_price  # noqa: PLC0415
 
         price_usage = PriceUsage(
             input_tokens=usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens,
@@ -36,7 +37,7 @@ def turn_cost(model: str, usage: Usage, *, provider_id: str = "anthropic") -> fl
     except LookupError:
         log.debug("no price known for model %r; its cost is not recorded", model)
         return None
-    except Exception as exc:  # a price estimate must never fail a run
+    except Exception as exc:  # noqa: BLE001 - a price estimate must never fail a run
         log.warning("could not price model %r: %s: %s", model, type(exc).__name__, exc)
         return None
 

@@ -23,7 +23,8 @@ class ReplayProvider(ModelProvider):
         except FileNotFoundError:
             raise ModelError(f"replay transcript not found: {self.path}") from None
         except (ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"replay transcript {self.path} is not a transcript.json written by a run: {exc}") from None
+            raise ModelError(f"replay transcript {self.path} is not a transcript.json written by a run: {exc}") \
+                from None
         if not self.source.turns:
             raise ModelError(f"replay transcript {self.path} has no model turns to replay")
         self.model = self.source.model

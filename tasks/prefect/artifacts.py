@@ -17,6 +17,8 @@ from uuid import UUID
 
 from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
                                update_progress_artifact)
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
 
 from tasks.transcript import IterationRecord, Transcript
 from tasks.reports.markdown import (dataset_row, render_iteration_markdown, render_report_markdown,
@@ -38,17 +40,15 @@ def artifact_key(name: str, *parts: object) -> str:
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
     try:
-        from prefect.logging import get_run_logger
-
         return get_run_logger()
-    except Exception:  # outside a flow or task run: no run logger to send to
+    except MissingContextError:  # outside a flow or task run: no run logger to send to
         return logging.getLogger(__name__)
 
 
 def _quietly(what: str, publish: Callable[[], T]) -> T | None:
     try:
         return publish()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an artifact is never worth failing the analysis
         _logger().warning("Could not publish the %s artifact: %s: %s", what, type(exc).__name__, exc)
         return None
 
@@ -105,10 +105,11 @@ def publish_iteration(name: str, iteration: IterationRecord, run_dir: Path) -> U
 
 def publish_usage(name: str, transcript: Transcript) -> UUID | None:
     def publish() -> UUID:
-        rows = [{"iteration": i.number, "input": i.turn.usage.input_tokens, "output": i.turn.usage.output_tokens,
-                 "cache_read": i.turn.usage.cache_read_input_tokens,
-                 "cache_write": i.turn.usage.cache_creation_input_tokens, "cost_usd": i.turn.cost_usd}
-                for i in transcript.iterations]
+        rows: list[dict[str, Any]] = [
+            {"iteration": i.number, "input": i.turn.usage.input_tokens, "output": i.turn.usage.output_tokens,
+             "cache_read": i.turn.usage.cache_read_input_tokens,
+             "cache_write": i.turn.usage.cache_creation_input_tokens, "cost_usd": i.turn.cost_usd}
+            for i in transcript.iterations]
         u = transcript.usage
         rows.append({"iteration": "total", "input": u.input_tokens, "output": u.output_tokens,
                      "cache_read": u.cache_read_input_tokens, "cache_write": u.cache_creation_input_tokens,

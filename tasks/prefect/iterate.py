@@ -29,7 +29,7 @@ def run_iteration(loop: AnalysisLoop) -> IterationRecord:
 
 
 @task(name="final-report", retries=0, cache_policy=NONE)
-def write_final_report(loop: AnalysisLoop) -> ModelTurn:
+def write_final_report(loop: AnalysisLoop) -> ModelTurn | None:
     return loop.write_final_report()
 
 

@@ -17,6 +17,11 @@ from contextlib import ExitStack
 from typing import Any
 from uuid import UUID
 
+from prefect import get_client, get_run_logger
+from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import MissingContextError, ObjectNotFound
+
 SANDBOX_LIMIT = "sandboxes"
 # Renewed every 3/4 of it; the server accepts 60 s to 1 day. Shorter frees a killed run's slot
 # sooner, longer survives a longer outage of the Prefect API without losing the slot.
@@ -36,8 +41,6 @@ class SandboxSlot:
 
     def acquire(self) -> bool:
         """Take a slot, waiting as long as it takes. False when no active limit caps sandboxes."""
-        from prefect.concurrency.sync import concurrency
-
         logger = _logger()
         limit = read_limit(self.limit_name)
         if limit is None or not limit.active:
@@ -75,8 +78,6 @@ class SandboxSlot:
         self.release()
 
     def _holder(self) -> Any:
-        from prefect.client.schemas.objects import ConcurrencyLeaseHolder
-
         try:
             return ConcurrencyLeaseHolder(type="flow_run", id=UUID(self.flow_run_id)) if self.flow_run_id else None
         except ValueError:
@@ -85,9 +86,6 @@ class SandboxSlot:
 
 def read_limit(name: str = SANDBOX_LIMIT) -> Any | None:
     """The global concurrency limit ``name`` on the Prefect server, or None if there is none."""
-    from prefect import get_client
-    from prefect.exceptions import ObjectNotFound
-
     with get_client(sync_client=True) as client:
         try:
             return client.read_global_concurrency_limit_by_name(name)
@@ -96,9 +94,6 @@ def read_limit(name: str = SANDBOX_LIMIT) -> Any | None:
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter:
-    from prefect import get_run_logger
-    from prefect.exceptions import MissingContextError
-
     try:
         return get_run_logger()
     except MissingContextError:

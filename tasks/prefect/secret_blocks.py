@@ -12,7 +12,7 @@ from tasks.secrets import ErrorFactory
 def read_secret_block(name: str, *, key: str, fallback: str, error: ErrorFactory) -> str:
     """The string stored in the Secret block ``name``. ``key`` is the config key that named it,
     ``fallback`` the other way to give the key (said in the message when the block is missing)."""
-    from prefect.blocks.system import Secret
+    from prefect.blocks.system import Secret  # noqa: PLC0415 - seconds; `analyst sandboxes` may need no block
 
     try:
         # _sync=True: a plain call, even when this runs inside an async flow.

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from prefect import get_run_logger
 
+from prefect.blocks.core import Block
+
 from tasks.config import LoadedConfig
 from tasks.config.source_schema import CredentialRef
 from tasks.datasets.kept_data import kept_files
@@ -46,8 +48,6 @@ def use_kept_data(loaded: LoadedConfig, earlier_transcript: Path | None) -> dict
 
 
 def _load(slug: str):
-    from prefect.blocks.core import Block
-
     try:
         return Block.load(slug)
     except ValueError as exc:  # Prefect's "Unable to find block document named ..."

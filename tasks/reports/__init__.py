@@ -1,4 +1,6 @@
-"""Everything a run is rendered into: the files in its run folder (its Prefect artifacts: tasks/prefect/artifacts.py)."""
+"""Everything a run is rendered into: the files in its run folder.
+
+Its Prefect artifacts are in tasks/prefect/artifacts.py."""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ def render_segments(segments: Iterable[Segment]) -> str:
 
 def _lines(text: str) -> Iterable[tuple[str, bool]]:
     """Each line of ``text`` (with its newline) and whether it lies in a fenced or indented code block."""
-    code = set()
+    code: set[int] = set()
     for token in _PARSER.parse(text):
         if token.type in ("fence", "code_block") and token.map:
             code.update(range(*token.map))

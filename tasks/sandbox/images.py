@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 
+from PIL import Image
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_FILE_BYTES = 25 * 1024**2
@@ -20,16 +22,16 @@ def as_png(data: bytes) -> bytes:
 
 
 def to_png(data: bytes) -> bytes:
-    from PIL import Image
-
     with Image.open(io.BytesIO(data), formats=["JPEG", "PNG"]) as image:
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise ValueError(f"{width}x{height} pixels is over the {MAX_PIXELS:,} allowed")
         if image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
-            image = image.convert("RGB")  # e.g. CMYK JPEGs, which PNG cannot hold
+            converted = image.convert("RGB")  # e.g. CMYK JPEGs, which PNG cannot hold
+        else:
+            converted = image
         out = io.BytesIO()
-        image.save(out, format="PNG")
+        converted.save(out, format="PNG")
         return out.getvalue()
 
 

@@ -105,6 +105,14 @@ def test_missing_dataset_and_schema_files_are_named(folder: Path) -> None:
     assert "datasets[0].schema: schema file not found" in line
 
 
+def test_only_local_files_are_looked_for_at_load(folder: Path) -> None:
+    """A query, an object store URL and a glob name no local file: loading does not look for one."""
+    for source in ("sql: {query: select 1 as a, connection: {env: DB_URL}}", "path: s3://bucket/sales.csv",
+                   "path: 'nope/*.csv'\n    combine: concat"):
+        loaded = load_config(write(folder, GOOD.replace("path: data.csv", source)))
+        assert loaded.config.datasets[0].name == "sales"
+
+
 def test_format_must_be_inferable(folder: Path) -> None:
     (folder / "data.xyz").write_text("a\n1\n")
     [line] = problems(write(folder, GOOD.replace("path: data.csv", "path: data.xyz")))

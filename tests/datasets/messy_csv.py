@@ -21,8 +21,10 @@ COLUMNS: dict[str, Callable[[random.Random, int], str]] = {
     "nulls": lambda r, i: r.choice(["", str(i)]),
     "time_of_day": lambda r, i: f"{r.randint(0, 23):02d}:{r.randint(0, 59):02d}:00",
     "date_only": lambda r, i: f"20{r.randint(10, 29)}-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}",
-    "datetime": lambda r, i: f"2024-02-{r.randint(1, 28):02d} {r.randint(0, 23):02d}:00:{r.randint(0, 59):02d}.{r.randint(0, 999999):06d}",
-    "tz_aware": lambda r, i: f"2017-01-0{r.randint(1, 9)}T0{r.randint(0, 9)}:00:00{r.choice(['+0000', '+05:30', 'Z', '-0800'])}",
+    "datetime": lambda r, i: (f"2024-02-{r.randint(1, 28):02d} {r.randint(0, 23):02d}:00:{r.randint(0, 59):02d}"
+                              f".{r.randint(0, 999999):06d}"),
+    "tz_aware": lambda r, i: (f"2017-01-0{r.randint(1, 9)}T0{r.randint(0, 9)}:00:00"
+                              f"{r.choice(['+0000', '+05:30', 'Z', '-0800'])}"),
     "mixed": lambda r, i: r.choice([str(r.randint(0, 9)), "n/a", "3.5", "seven"]),
     "thousands": lambda r, i: f"{r.randint(1, 999)},{r.randint(0, 999):03d}",
     "currency": lambda r, i: r.choice(["$", "€", "£"]) + f"{r.uniform(0, 900):.2f}",

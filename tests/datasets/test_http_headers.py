@@ -13,7 +13,7 @@ from tasks.errors import DataError
 
 
 class _TokenOnly(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         ok = self.headers.get("Authorization") == "Bearer t0ken"
         body = b"x\n1\n" if ok else b"denied"
         self.send_response(200 if ok else 401)

@@ -43,8 +43,8 @@ Every request is first checked against the rules the real API enforces, and refu
 empty or whitespace-only text blocks, a final assistant message ending in whitespace, more than 4
 ``cache_control`` blocks, a ``tool_use`` not answered by ``tool_result`` blocks first in the next
 user message (or a ``tool_result`` with no ``tool_use`` before it), roles that do not alternate or a
-first message that is not the user's. (The API reference says the live API merges consecutive same-role messages; the loop
-never sends them, so the stand-in refuses them to catch a loop that would.)
+first message that is not the user's. (The API reference says the live API merges consecutive same-role messages;
+the loop never sends them, so the stand-in refuses them to catch a loop that would.)
 
 ``FakeAnthropicAPI(context_window=N)`` (or setting ``api.context_window``) answers a request whose
 input is over N tokens with the API's 400 ``invalid_request_error`` "prompt is too long: X tokens >
@@ -533,11 +533,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._record(None)
         self._send_error(404, "not_found_error", f"FakeAnthropicAPI serves POST /v1/messages only, not GET {self.path}")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
@@ -547,7 +547,8 @@ class _Handler(BaseHTTPRequestHandler):
         record = self._record(body)
         path = self.path.split("?", 1)[0]
         if path != "/v1/messages":
-            return self._send_error(404, "not_found_error", f"FakeAnthropicAPI serves POST /v1/messages only, not {path}", record)
+            return self._send_error(404, "not_found_error",
+                                    f"FakeAnthropicAPI serves POST /v1/messages only, not {path}", record)
         if self.api.api_key is not None and record.api_key != self.api.api_key:
             return self._send_error(401, "authentication_error", "invalid x-api-key", record)
         if isinstance(body, dict) and (problem := request_problem(body)):
@@ -564,7 +565,8 @@ class _Handler(BaseHTTPRequestHandler):
                                                                   f"{window} maximum", record)
         if entry is None:
             return self._send_error(400, "invalid_request_error",
-                                    f"FakeAnthropicAPI: no scripted response left for request #{len(self.api.requests)}",
+                                    "FakeAnthropicAPI: no scripted response left for request "
+                                    f"#{len(self.api.requests)}",
                                     record)
         if isinstance(entry, _Error):
             return self._send_error(entry.status, entry.error_type, entry.message, record, entry.headers)

@@ -167,7 +167,7 @@ class Toolbox:
             left = deadline - asyncio.get_running_loop().time()
             try:
                 line = await asyncio.wait_for(proc.stdout.readline(), max(left, 0.001))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return await self._interrupt(context, proc)
             if not line:
                 return 1011, "the interpreter process exited"
@@ -184,7 +184,7 @@ class Toolbox:
                 line = await asyncio.wait_for(proc.stdout.readline(), INTERRUPT_GRACE_S)
                 if not line or json.loads(line)["type"] == "done":
                     break
-        except asyncio.TimeoutError:
+        except TimeoutError:
             context.kill()
         return 4008, "execution timed out"
 
@@ -199,7 +199,7 @@ class Toolbox:
         try:
             timeout = float(body.get("timeout") or 600)
             output, _ = await asyncio.wait_for(proc.communicate(body["code"].encode()), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
             return error(408, "code execution timed out", code="PROCESS_EXECUTION_TIMEOUT", source="DAYTONA_DAEMON")

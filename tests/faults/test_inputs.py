@@ -119,7 +119,8 @@ def test_a_dataset_that_is_a_symlink_out_of_its_folder_is_copied_not_linked(cli,
     with LocalSandbox(loaded.config.sandbox, work_root=tmp_path / "work", warm_imports=()) as sandbox:
         with dataset_file(loaded.config.datasets[0], loaded.base_dir) as local:
             sandbox.upload(local, "sales.csv")
-        result = sandbox.run_code("import os\nprint(os.path.islink('data/sales.csv'), os.path.realpath('data/sales.csv'))\n"
+        result = sandbox.run_code("import os\n"
+                                  "print(os.path.islink('data/sales.csv'), os.path.realpath('data/sales.csv'))\n"
                                   "_ = open('data/sales.csv', 'a').write('west,1.0\\n')")
         assert result.stdout == "False /sandbox/data/sales.csv\n", (result.stdout, result.error)
     assert "west" not in outside.read_text()  # the host's file is untouched
@@ -128,7 +129,8 @@ def test_a_dataset_that_is_a_symlink_out_of_its_folder_is_copied_not_linked(cli,
 # --- the schema and the data disagree ----------------------------------------------------------------
 
 
-MISMATCHED = CONFIG.replace("        revenue: {dtype: float64}", "        revenue: {dtype: int64}\n        units: {dtype: int64}")
+MISMATCHED = CONFIG.replace("        revenue: {dtype: float64}",
+                            "        revenue: {dtype: int64}\n        units: {dtype: int64}")
 
 
 def test_a_schema_that_does_not_match_the_columns_is_a_table_of_failures(cli, analysis) -> None:

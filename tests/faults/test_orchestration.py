@@ -152,8 +152,8 @@ def test_the_prefect_server_restarted_mid_run(own_server, tmp_path, marker):
         model_api.enqueue_text("# Report\nSouth earns most.")
         env = {**os.environ, "PREFECT_API_URL": own_server, "TMPDIR": str(marker), "ANTHROPIC_API_KEY": "sk-test",
                "COLUMNS": "200"}
-        run = subprocess.Popen([sys.executable, "-c", "from cli import app; app()", "run", str(config), "--json", "--set",
-                                f"model.base_url={model_api.base_url}"], env=env, text=True,
+        run = subprocess.Popen([sys.executable, "-c", "from cli import app; app()", "run", str(config), "--json",
+                                "--set", f"model.base_url={model_api.base_url}"], env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             # Iteration 2 has run its code once the model is asked for iteration 3.

@@ -99,7 +99,8 @@ def conversation(*outputs: str) -> list[dict]:
     for i, output in enumerate(outputs):
         messages.append({"role": "assistant", "content": [{"type": "tool_use", "id": f"t{i}", "name": "run_python_code",
                                                            "input": {"code": "x"}}]})
-        messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{i}", "content": output}]})
+        messages.append({"role": "user",
+                         "content": [{"type": "tool_result", "tool_use_id": f"t{i}", "content": output}]})
     return messages
 
 
@@ -157,7 +158,8 @@ def test_ask_within_context_gives_up_with_what_to_change() -> None:
 
 @needs_bwrap
 def test_writing_past_the_file_size_limit_fails_at_the_limit(tmp_path) -> None:
-    config = SandboxConfig(memory="512MiB", timeout=30).model_copy(update={"disk": 16 * 1024**2})  # below the key's minimum
+    # A disk below the key's minimum.
+    config = SandboxConfig(memory="512MiB", timeout=30).model_copy(update={"disk": 16 * 1024**2})
     with LocalSandbox(config, work_root=tmp_path, warm_imports=()) as sandbox:
         result = sandbox.run_code("import os\nchunk = b'x' * (1 << 20)\nwith open('outputs/big.bin', 'wb') as f:\n"
                                   "    for _ in range(10 * 1024):\n        f.write(chunk)")

@@ -81,7 +81,8 @@ def test_run_json_replay(cli, prefect_api, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["status"] == "completed" and summary["iterations"] == 6
-    assert summary["ui_url"].startswith(prefect_api.removesuffix("/api")) and summary["flow_run_id"] in summary["ui_url"]
+    assert summary["ui_url"].startswith(prefect_api.removesuffix("/api"))
+    assert summary["flow_run_id"] in summary["ui_url"]
     assert Path(summary["report"]).is_file() and summary["cost_usd"] == 0
 
 

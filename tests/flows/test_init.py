@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize("stem, expected", [("DES=+2006261", "des-2006261"),
                                             ("beauty and the labor market", "beauty-and-the-labor-market"),
-                                            ("Sales 2025 (final)", "sales-2025-final"), ("Ünïcode_ñame", "unicode-name"),
+                                            ("Sales 2025 (final)", "sales-2025-final"),
+                                            ("Ünïcode_ñame", "unicode-name"),
                                             ("%%%", "analysis")])
 def test_file_names_become_slugs(stem: str, expected: str) -> None:
     assert slug(stem) == expected

@@ -28,7 +28,8 @@ MODEL = "claude-sonnet-5-5"
 SYSTEM = "You are a careful data analyst. " * 20
 
 
-def provider_for(api: FakeAnthropicAPI, *, max_retries: int = 2, stream_retries: int = 2, **model: object) -> AnthropicProvider:
+def provider_for(api: FakeAnthropicAPI, *, max_retries: int = 2, stream_retries: int = 2,
+                 **model: object) -> AnthropicProvider:
     config = ModelConfig(**{"name": MODEL, "base_url": api.base_url, "max_tokens": 2048, "timeout": 10, **model})
     return AnthropicProvider(config, KEY, max_retries=max_retries, stream_retries=stream_retries,
                              stream_retry_delay=0.01)
@@ -135,7 +136,8 @@ def test_cost_prices_cache_tokens_at_their_own_rates():
     assert Decimal(str(per_million["output_tokens"])) == price.output_mtok
     assert Decimal(str(per_million["cache_read_input_tokens"])) == price.cache_read_mtok
     assert Decimal(str(per_million["cache_creation_input_tokens"])) == price.cache_write_mtok
-    assert per_million["cache_read_input_tokens"] < per_million["input_tokens"] < per_million["cache_creation_input_tokens"]
+    assert (per_million["cache_read_input_tokens"] < per_million["input_tokens"]
+            < per_million["cache_creation_input_tokens"])
 
 
 def test_unknown_model_has_no_cost_and_does_not_crash(anthropic_api):
@@ -168,7 +170,8 @@ def test_cache_breakpoints_on_system_last_tool_and_last_block_without_touching_t
 
 def test_string_content_and_empty_or_thinking_last_blocks():
     out = with_message_breakpoint([{"role": "user", "content": "hello"}])
-    assert out == [{"role": "user", "content": [{"type": "text", "text": "hello", "cache_control": {"type": "ephemeral"}}]}]
+    assert out == [{"role": "user",
+                    "content": [{"type": "text", "text": "hello", "cache_control": {"type": "ephemeral"}}]}]
     blocks = [text_block("answer"), thinking_block("hmm"), text_block("")]
     out = with_message_breakpoint([{"role": "assistant", "content": blocks}])
     assert [("cache_control" in b) for b in out[0]["content"]] == [True, False, False]
@@ -353,7 +356,8 @@ def test_key_from_prefect_secret_block_wins(no_key_env, monkeypatch):
         return FakeSecret("sk-from-block")
 
     monkeypatch.setattr(system.Secret, "load", load)
-    assert anthropic_api_key(ModelConfig(api_key_secret="anthropic-key"), no_key_env, read_secret_block) == "sk-from-block"
+    key = anthropic_api_key(ModelConfig(api_key_secret="anthropic-key"), no_key_env, read_secret_block)
+    assert key == "sk-from-block"
     with pytest.raises(ModelError) as caught:
         anthropic_api_key(ModelConfig(api_key_secret="typo-key"), no_key_env, read_secret_block)
     assert not caught.value.transient and "no Prefect Secret block named 'typo-key'" in str(caught.value)

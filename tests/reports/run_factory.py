@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no display in CI
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from tasks.transcript import CellRecord, IterationRecord, Transcript  # noqa: E402
-from tasks.image_safety import chart_file_name  # noqa: E402
-from tasks.models.base import ModelTurn, Usage  # noqa: E402
+from tasks.transcript import CellRecord, IterationRecord, Transcript
+from tasks.image_safety import chart_file_name
+from tasks.models.base import ModelTurn, Usage
 
 FINAL_REPORT = """## Findings
 

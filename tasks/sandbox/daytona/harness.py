@@ -217,6 +217,7 @@ def display_last_expression(code: str) -> str:
     if not tree.body or not isinstance(tree.body[-1], ast.Expr):
         return code
     node = tree.body[-1]
+    assert node.end_lineno is not None and node.end_col_offset is not None  # ast.parse sets both
     lines = code.splitlines(keepends=True)
     start_line, end_line = lines[node.lineno - 1].encode(), lines[node.end_lineno - 1].encode()
     if end_line[node.end_col_offset:].lstrip().startswith(b";"):

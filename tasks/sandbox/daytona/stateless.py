@@ -73,7 +73,7 @@ class StatelessRunner:
     def _code_run(self, code: str, **kw: Any) -> Any:
         """``process.code_run`` with its errors as ``DaytonaError`` like every other SDK call (this one
         alone lets the generated client's exceptions through in daytona 0.226)."""
-        from daytona._utils.errors import intercept_errors
+        from daytona._utils.errors import intercept_errors  # noqa: PLC2701 - the SDK's own wrapper, as its other calls use
 
         return intercept_errors(message_prefix="Failed to run code: ")(self._require().process.code_run)(code, **kw)
 

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+from typing import Any
 from pathlib import Path
 
 from tasks.errors import SandboxError
@@ -69,7 +70,7 @@ def userns_works(bwrap: str) -> bool:
     probe = [bwrap, "--unshare-user", "--uid", str(UID_INSIDE), "--gid", str(UID_INSIDE),
              "--ro-bind", "/usr", "/usr", *_link_args(), "--", "/usr/bin/true"]
     ids = run_as()
-    who = {"user": ids[0], "group": ids[1], "extra_groups": []} if ids else {}
+    who: dict[str, Any] = {"user": ids[0], "group": ids[1], "extra_groups": []} if ids else {}
     try:
         return subprocess.run(probe, capture_output=True, env={}, timeout=10, cwd="/", **who).returncode == 0
     except (OSError, subprocess.SubprocessError):
@@ -137,7 +138,9 @@ class Staging:
     uid and runs bwrap. A caller that is not root needs none of it: bwrap runs as that caller."""
 
     def __init__(self, folder: Path | None, ids: tuple[int, int] | None = None):
-        self.folder, self.ids = (folder, ids) if folder is not None and ids is not None else (None, None)
+        both = folder is not None and ids is not None
+        self.folder: Path | None = folder if both else None
+        self.ids: tuple[int, int] | None = ids if both else None
         self.pairs: list[str] = []
 
     def __call__(self, path: Path | str) -> str:
@@ -155,11 +158,12 @@ class Staging:
         ids = self.ids
         if ids is None:
             return cmd
-        tools = {name: shutil.which(name) for name in ("unshare", "setpriv", "mount")}
-        missing = [name for name, path in tools.items() if path is None]
+        found = {name: shutil.which(name) for name in ("unshare", "setpriv", "mount")}
+        missing = [name for name, path in found.items() if path is None]
         if missing:
             raise SandboxError(f"the local sandbox, run as root, needs {', '.join(missing)} to drop root before "
                                "starting bubblewrap; install them with `sudo apt-get install util-linux mount`")
+        tools = {name: str(path) for name, path in found.items()}
         return [tools["unshare"], "--mount", "--propagation", "private", "--", "/bin/sh", "-euc", STAGE_SCRIPT,
                 "sh", tools["mount"], *self.pairs, "--",
                 tools["setpriv"], f"--reuid={ids[0]}", f"--regid={ids[1]}", "--clear-groups", "--", *cmd]

@@ -120,7 +120,10 @@ class KernelSession:
         while True:
             self._check_starting(deadline)
             msg_id = client.kernel_info()
-            if self._wait(client.shell_channel, lambda m: m["parent_header"].get("msg_id") == msg_id, 0.5):
+            def answers(m: dict[str, Any], msg_id: str = msg_id) -> bool:
+                return m["parent_header"].get("msg_id") == msg_id
+
+            if self._wait(client.shell_channel, answers, 0.5):
                 if self._wait(client.iopub_channel, lambda m: True, 0.2):
                     break
         time.sleep(0.02)
@@ -224,7 +227,7 @@ class KernelSession:
 
 def _drain(channel: Any, limit: int = 500) -> list[dict[str, Any]]:
     # Bounded, so a cell that floods output cannot keep us from checking the deadline.
-    msgs = []
+    msgs: list[dict[str, Any]] = []
     while len(msgs) < limit and channel.socket.poll(0):
         msgs.append(channel.get_msg(timeout=0))
     return msgs

@@ -147,7 +147,7 @@ class CpuCgroup(MemoryCgroup):
     """A child cpu cgroup with a CFS quota of ``cpus`` cores, or nothing if not allowed."""
 
     @classmethod
-    def create(cls, cpus: int) -> CpuCgroup | None:  # type: ignore[override]
+    def create(cls, cpus: int) -> CpuCgroup | None:
         path = _make_cgroup("cpu", {"cpu.cfs_period_us": str(CFS_PERIOD_US),
                                     "cpu.cfs_quota_us": str(cpus * CFS_PERIOD_US)})
         return cls(path) if path else None
@@ -157,7 +157,7 @@ class PidsCgroup(MemoryCgroup):
     """A child pids cgroup capping the sandbox at ``limit`` processes and threads, or nothing if not allowed."""
 
     @classmethod
-    def create(cls, limit: int) -> PidsCgroup | None:  # type: ignore[override]
+    def create(cls, limit: int) -> PidsCgroup | None:
         path = _make_cgroup("pids", {"pids.max": str(limit)})
         return cls(path) if path else None
 

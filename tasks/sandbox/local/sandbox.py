@@ -163,6 +163,7 @@ class LocalSandbox(Sandbox):
             Path(home).mkdir()
             env["JPY_PARENT_PID"] = str(os.getpid())  # without bwrap, ipykernel's own parent watch
             return Launch(argv, env, self._work_dir, ipc, ipc_inside, log_path, preexec)
+        assert self._seccomp_fd is not None  # set above whenever bwrap runs
         cmd = build_command(
             bwrap=bwrap, work_dir=self._work_dir, ipc_dir=ipc, identity_files=write_identity_files(self._run_dir),
             env=env, tmp_bytes=self.config.memory_bytes, argv=argv, seccomp_fd=self._seccomp_fd,

@@ -59,7 +59,7 @@ NEW_NAMESPACE_FLAGS = (
 def compiled_filter() -> bytes:
     """The filter as BPF bytes for ``bwrap --seccomp``; SandboxError when libseccomp is missing."""
     try:
-        import pyseccomp as seccomp
+        import pyseccomp as seccomp  # noqa: PLC0415 - libseccomp may be missing: one clear error below
 
         rules = seccomp.SyscallFilter(seccomp.ALLOW)
     except (ImportError, OSError, RuntimeError, AttributeError) as exc:

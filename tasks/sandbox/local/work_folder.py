@@ -99,7 +99,7 @@ def collect(outputs: Path, before: Snapshot) -> tuple[list[Chart], list[str]]:
             continue
         try:
             png = as_png(data)
-        except Exception as exc:  # any decoder error: the file is reported, never fatal
+        except Exception as exc:  # noqa: BLE001 - any decoder error: the file is reported, never fatal
             notes.append(f"{shown}: not returned as a chart, cannot read it as an image ({exc})")
             continue
         charts.append(Chart(name=shown, png=png, source="file"))
