@@ -164,7 +164,8 @@ def main() -> None:
         ours, theirs = found["ours"], found["polars"]
         assert ours["rows"] == theirs["rows"] == rows, (rows, ours["rows"], theirs["rows"])
         print(f"{rows:>11,} | {ours['seconds']:>8.2f} s {mib(ours['peak_bytes']):>9} "
-              f"{ours['parquet_bytes'] / 2**20:>5.1f} MiB | {theirs['seconds']:>10.2f} s {mib(theirs['peak_bytes']):>9} | "
+              f"{ours['parquet_bytes'] / 2**20:>5.1f} MiB | "
+              f"{theirs['seconds']:>10.2f} s {mib(theirs['peak_bytes']):>9} | "
               f"{ours['peak_bytes'] / ours['parquet_bytes']:>12.2f} {ours['seconds'] / theirs['seconds']:>11.2f} "
               f"{ours['peak_bytes'] / theirs['peak_bytes']:>11.2f}")
     smallest, largest = results[counts[0]]["ours"], results[counts[-1]]["ours"]

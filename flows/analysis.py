@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_client, get_run_logger
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
@@ -105,7 +105,8 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         check_same_data(transcript, uploaded.digests, earlier.file if earlier else None,
                         {name: uploaded.kept_hashes[name] for name in uploaded.read_kept})
         # the run's window where its transcript records one (a scheduled run's as_of); else None
-        transcript.data = data_fingerprints(reports, uploaded, (transcript.run_time or {}).get("window"), transcript.data)
+        window = (transcript.run_time or {}).get("window")
+        transcript.data = data_fingerprints(reports, uploaded, window, transcript.data)
         if earlier:
             rebuild_sandbox(sandbox, transcript, limits.code_timeout)
         loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits)
@@ -240,8 +241,6 @@ def _resumed_run_time(resume: str | None) -> str | None:
     """A resumed run covers the period of the run it goes on from (its data must be the same)."""
     if resume is None:
         return None
-    from tasks.agent.resume import transcript_file
-
     try:
         earlier = Transcript.load(transcript_file(Path(resume)))
     except Exception:  # noqa: BLE001 - find_earlier_run reports a bad folder in its own words
@@ -255,8 +254,6 @@ def _tag_window(loaded: LoadedConfig) -> None:
     run_id = flow_run.get_id()
     if window is None or not run_id:
         return
-    from prefect import get_client
-
     try:
         with get_client(sync_client=True) as client:
             tags = client.read_flow_run(run_id).tags

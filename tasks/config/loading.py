@@ -101,9 +101,9 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     assert run_time is not None  # a config that validates has a valid window, time zone and as_of
     loaded = LoadedConfig(config, path, run_time)
     missing = [
-        Problem(file, f"datasets[{i}].path", _why_not_a_file(loaded.resolve(d.path)))
+        Problem(file, f"datasets[{i}].path", _why_not_a_file(loaded.resolve(local)))
         for i, d in enumerate(config.datasets)
-        if _is_local_file(d) and not loaded.resolve(d.path).is_file()
+        if (local := _local_file(d)) is not None and not loaded.resolve(local).is_file()
     ]
     missing += [
         Problem(file, f"datasets[{i}].schema", f"schema file not found: {loaded.resolve(d.schema_)}")
@@ -133,10 +133,11 @@ def _run_time(raw: dict[str, Any], as_of: datetime | str, file: str, problems: l
     return RunTime.for_config(as_of, window, tz)
 
 
-def _is_local_file(dataset: DatasetConfig) -> bool:
-    """A path that names one file here: not a query, a URL, a bucket or a glob (those are read at run time)."""
+def _local_file(dataset: DatasetConfig) -> str | None:
+    """The path, when it names one file here: not a query, a URL, a bucket or a glob (read at run time)."""
     path = dataset.path
-    return path is not None and not dataset.is_url and not is_object_store(path) and not is_glob(path)
+    return path if path is not None and not dataset.is_url and not is_object_store(path) and not is_glob(path) \
+        else None
 
 
 def config_warnings(config: AnalysisConfig) -> list[str]:

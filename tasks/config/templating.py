@@ -23,7 +23,7 @@ from tasks.errors import ConfigError, Problem
 __all__ = ["has_template", "render", "render_strings"]
 
 
-def _date(value: Any, format: str = "%Y-%m-%d") -> str:
+def _date(value: Any, format: str = "%Y-%m-%d") -> str:  # noqa: A002 - the name a template writes: date(format=...)
     if not isinstance(value, (date, datetime)):
         raise TemplateError(f"the date filter expects a date or a date-time, got {type(value).__name__}")
     return value.strftime(format)

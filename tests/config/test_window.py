@@ -159,7 +159,8 @@ def test_backfill_occurrences_are_the_schedules_own_times_in_the_range() -> None
                                                       datetime(2026, 11, 3, 6, tzinfo=UTC))
     assert daily == [datetime(2026, 11, d, 6, tzinfo=UTC) for d in (1, 2, 3)]
     with pytest.raises(ValueError, match="more than 500 runs"):
-        schedule_occurrences(ScheduleConfig(interval="1h"), datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
+        schedule_occurrences(ScheduleConfig(interval="1h"), datetime(2026, 1, 1, tzinfo=UTC),
+                             datetime(2026, 3, 1, tzinfo=UTC))
 
 
 def test_the_report_header_names_the_window() -> None:

@@ -60,7 +60,7 @@ def test_a_query_replays_on_the_kept_rows_after_the_table_changed(postgres, monk
                                                 "connection": {"env": "KEPT_DB_URL"}}, schema="unused.yaml")
     first = SourceAccess()
     with dataset_file(dataset, tmp_path, first) as path:
-        kept = keep_data(dataset, path, source_of(dataset, tmp_path), tmp_path / "run")
+        keep_data(dataset, path, source_of(dataset, tmp_path), tmp_path / "run")
         digest = file_sha256(path)
     with psycopg.connect(plain) as conn:
         conn.execute("INSERT INTO orders SELECT g, 0 FROM generate_series(301, 350) g")

@@ -67,7 +67,7 @@ def test_backfill_runs_each_weekly_occurrence_through_the_deployment(
         "as_of": "2026-11-23T07:00:00+01:00", "window": {
             "start": "2026-11-16T00:00:00+01:00", "end": "2026-11-23T00:00:00+01:00", "last_day": "2026-11-22"}}
 
-    for run, flow_run, (as_of, first, last, prose) in zip(runs, ended, WEEKS):
+    for flow_run, (as_of, first, last, prose) in zip(ended, WEEKS):
         assert flow_run.state.is_completed(), flow_run.state
         assert flow_run.deployment_id is not None  # through the deployment, like a scheduled run
         assert flow_run.expected_start_time.isoformat().startswith(as_of[:10])
