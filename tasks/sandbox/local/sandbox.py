@@ -364,7 +364,7 @@ class LocalSandbox(Sandbox):
             return
         for pid in [proc.pid, *descendants(proc.pid)]:
             try:
-                if b"ipykernel_launcher" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                if _is_kernel(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")):
                     os.kill(pid, signal.SIGINT)
                     return
             except OSError:
@@ -377,6 +377,12 @@ class LocalSandbox(Sandbox):
             message = f"{message + ': ' if message else ''}the sandbox's memory limit is {limit}"
         traceback = printable("\n".join(content.get("traceback", [])))
         return CodeError(name=name, message=message, traceback=traceback)
+
+
+def _is_kernel(argv: list[bytes]) -> bool:
+    """The Python kernel itself, not a launcher above it (unshare, sh, setpriv, bwrap), whose command
+    lines hold the kernel's too: a SIGINT to one of those ends the whole session."""
+    return bool(argv) and os.path.basename(argv[0]).startswith(b"python") and b"ipykernel_launcher" in argv
 
 
 def _process_limit_error(error: CodeError | None) -> CodeError:
