@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +26,13 @@ class Worker:
 
 @contextmanager
 def process_workers(server: PrefectServer, pool: str, folder: Path, count: int = 2,
-                    limit: int = 2) -> Iterator[list[Worker]]:
+                    limit: int = 2, env: Mapping[str, str] | None = None) -> Iterator[list[Worker]]:
     """``count`` process workers polling ``pool``, each running at most ``limit`` flow runs at once.
 
     Each has its own PREFECT_HOME and TMPDIR under ``folder``; they are online (heartbeat seen by the
-    server) when this yields, and stopped with SIGTERM (Prefect's graceful shutdown) on exit.
+    server) when this yields, and stopped with SIGTERM (Prefect's graceful shutdown) on exit. ``env``
+    is extra environment for the workers (and so their flow runs) only, e.g. a database URL that a user
+    sets on the worker's host and nowhere else.
     """
     with ExitStack() as stack:
         workers = []
@@ -40,13 +42,14 @@ def process_workers(server: PrefectServer, pool: str, folder: Path, count: int =
             tmpdir.mkdir(parents=True)
             home.mkdir()
             log = folder / name / "worker.log"
-            env = server.client_env(
-                PREFECT_HOME=str(home), TMPDIR=str(tmpdir),
+            worker_env = server.client_env(
+                **(env or {}), PREFECT_HOME=str(home), TMPDIR=str(tmpdir),
                 PREFECT_WORKER_QUERY_SECONDS="1",  # default 10: each triggered run would wait for the next poll
                 PREFECT_WORKER_HEARTBEAT_SECONDS="5",
             )
             proc = processes.start([sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
-                                    "--type", "process", "--name", name, "--limit", str(limit)], env, log, cwd=home)
+                                    "--type", "process", "--name", name, "--limit", str(limit)], worker_env, log,
+                                   cwd=home)
             stack.callback(processes.stop, proc, 60.0)
             workers.append(Worker(name, proc, log, tmpdir))
         _wait_online(server, pool, workers)
