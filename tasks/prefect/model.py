@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.blocks.core import Block
 from prefect.transactions import CommitMode, transaction
 
 from tasks.config import LoadedConfig
 from tasks.errors import ConfigError, Problem
 from tasks.models.base import ModelProvider, ModelRequest, ModelTurn
-from tasks.prefect.cache_policies import ModelTurnInputs
+from tasks.prefect.cache_policies import ModelTurnInputs, turn_key
 
 RESULTS_FOLDER = ".results"  # under outputs.dir, when outputs.results_storage names no block
 
@@ -33,13 +33,21 @@ class PrefectModel(ModelProvider):
     def __init__(self, wrapped: ModelProvider, scope: str, storage: Any):
         self.wrapped, self.scope = wrapped, scope
         self.name, self.model, self.max_tokens = wrapped.name, wrapped.model, wrapped.max_tokens
+        self.storage = storage
+        self.saved_keys: list[str] = []  # this run's turns in the storage, reused ones included
         self._task = request_turn.with_options(result_storage=storage)
 
     def next_turn(self, request: ModelRequest) -> ModelTurn:
         # Written as soon as it arrives: by default Prefect commits a nested task's result only with
         # its parent's (the iteration's), and the process may die while the turn's code runs.
+        self.saved_keys.append(turn_key(self.wrapped, request, self.scope))
         with transaction(commit_mode=CommitMode.EAGER):
             return ModelTurn.from_dict(self._task(self.wrapped, request, self.scope))
+
+    def forget_turns(self) -> int:
+        """Delete this run's saved turns: a run that ended is never resumed, so they would only pile up.
+        Returns how many were deleted."""
+        return delete_saved_turns(self.storage, dict.fromkeys(self.saved_keys))
 
     def close(self) -> None:
         self.wrapped.close()
@@ -71,3 +79,33 @@ def results_storage(loaded: LoadedConfig) -> Any:
             f"the block '{slug}' is not a filesystem Prefect can write results to; use e.g. a local-file-system, "
             "remote-file-system, s3-bucket, gcs-bucket or azure-blob-storage-container block"))])
     return block
+
+
+def forget_turns(provider: ModelProvider) -> int:
+    """``PrefectModel.forget_turns`` for a provider whose turns are saved; nothing for a replay."""
+    return provider.forget_turns() if isinstance(provider, PrefectModel) else 0
+
+
+def delete_saved_turns(storage: Any, keys: Any) -> int:
+    """Delete the stored results named ``keys`` from a results storage: a folder, a local-file-system or a
+    remote-file-system block (fsspec). Other blocks (s3-bucket, ...) have no delete: their bucket's own
+    lifecycle rules are the way to expire them."""
+    from prefect.filesystems import LocalFileSystem, RemoteFileSystem
+
+    deleted = 0
+    for key in keys:
+        if isinstance(storage, (Path, LocalFileSystem)):
+            path = Path(storage if isinstance(storage, Path) else storage.basepath or ".").expanduser() / key
+            if path.is_file():
+                path.unlink()
+                deleted += 1
+        elif isinstance(storage, RemoteFileSystem):
+            target = f"{storage.basepath.rstrip('/')}/{key}"
+            if storage.filesystem.exists(target):
+                storage.filesystem.rm(target)
+                deleted += 1
+        else:
+            get_run_logger().info("Saved model turns are not deleted from a %s block: expire them with the "
+                                  "storage's own lifecycle rules", type(storage).__name__)
+            return deleted
+    return deleted
