@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
+from tasks.config.upkeep_schema import NotifyConfig
 from tasks.notifications import RunNotice, environment_secrets, notice_body, notice_subject
 
 
@@ -43,3 +47,18 @@ def test_untrusted_text_is_one_clean_clipped_line() -> None:
     assert "\x1b" not in body and "\u202e" not in body and "\r" not in body
     assert [line for line in body.splitlines() if line.startswith("Status:")] == ["Status: failed"]
     assert all(len(line) <= 520 for line in body.splitlines())
+
+
+def test_notify_entries_are_checked_when_the_config_loads() -> None:
+    assert NotifyConfig(block="slack-webhook/analyses").on == ["failed", "crashed", "validation_failed"]
+    assert NotifyConfig(block="email-server-credentials/smtp", to=["x@example.com"]).on == ["failed",
+                                                                                          "validation_failed"]
+    for entry, says in [({"block": "slack"}, "'block-type/block-name'"),
+                        ({"block": "email-server-credentials/smtp", "on": ["failed"]}, "needs 'to'"),
+                        ({"block": "slack-webhook/a", "to": ["x@example.com"]}, "'to' is for an email"),
+                        ({"block": "email-server-credentials/smtp", "to": ["x@example.com"], "on": ["crashed"]},
+                         "cannot be emailed"),
+                        ({"block": "slack-webhook/a", "on": ["finished"]}, "completed"),
+                        ({"block": "slack-webhook/a", "on": []}, "at least 1")]:
+        with pytest.raises(ValidationError, match=says):
+            NotifyConfig.model_validate(entry)

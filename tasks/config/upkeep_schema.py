@@ -32,7 +32,7 @@ class NotifyConfig(_Strict):
                                description=(
         "The outcomes that send it: completed, failed, crashed (sent by a Prefect automation that `analyst "
         "serve` and `analyst deploy` keep on the server, since a killed process cannot speak), alert, "
-        "validation_failed. Default: failed, crashed, validation_failed."))
+        "validation_failed. Default: failed, crashed, validation_failed (for email: failed, validation_failed)."))
     to: list[str] = Field(default_factory=list, description=(
         "The recipients' addresses, for an email-server-credentials block only."))
 
@@ -51,6 +51,8 @@ class NotifyConfig(_Strict):
             raise ValueError("an email-server-credentials block needs 'to': the recipients' addresses")
         if self.to and not is_email:
             raise ValueError("'to' is for an email-server-credentials block only; a webhook block knows its channel")
+        if is_email and "on" not in self.model_fields_set:
+            self.on = [o for o in self.on if o != "crashed"]  # the default, less what email cannot carry
         if is_email and "crashed" in self.on:
             raise ValueError("'crashed' cannot be emailed: the Prefect server sends it, and it sends through "
                              "notification blocks only (slack-webhook, ms-teams-webhook, custom-webhook)")
