@@ -121,13 +121,12 @@ def _apply_sandbox_cap(loaded: list[LoadedConfig]) -> None:
 
 
 def _sync_crash_notifications(loaded: list[LoadedConfig], ids: list) -> None:
-    """A killed run cannot send its own notification: the server's automation sends it."""
+    """A killed run cannot send its own notification: the server's automation sends it, once the crash
+    detection that ``configure_prefect`` set up has marked the run Crashed."""
     from deployments import sync_crash_notifications
-    from flows.crash_detection import ensure_crash_detection
 
     for item, deployment_id in zip(loaded, ids):
         if names := sync_crash_notifications(item, deployment_id):
-            ensure_crash_detection()  # a killed run must first be marked Crashed
             console.print(f"Crashed runs of analyze/{item.config.name}: notified through "
                           f"{', '.join(n.rsplit(' via ', 1)[1] for n in names)}.")
 
