@@ -125,7 +125,7 @@ def _sync_crash_notifications(loaded: list[LoadedConfig], ids: list) -> None:
     detection that ``configure_prefect`` set up has marked the run Crashed."""
     from deployments import sync_crash_notifications
 
-    for item, deployment_id in zip(loaded, ids):
+    for item, deployment_id in zip(loaded, ids, strict=True):
         if names := sync_crash_notifications(item, deployment_id):
             console.print(f"Crashed runs of analyze/{item.config.name}: notified through "
                           f"{', '.join(n.rsplit(' via ', 1)[1] for n in names)}.")

@@ -5,8 +5,8 @@ for a work pool and its workers, or writes them to a prefect.yaml (see ``cli/dep
 ``analyst limits`` manages the global cap on live sandboxes (see ``cli/limits.py``).
 """
 
-from ._crash_notifications import sync_crash_notifications
 from ._build import build_deployment, build_deployments, find_configs, load_configs, serve_deployments
+from ._crash_notifications import sync_crash_notifications
 from ._describe import describe_schedule
 from ._limits import (
     KNOWN_LIMITS,

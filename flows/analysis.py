@@ -30,9 +30,9 @@ from tasks.prefect.crash_hooks import delete_flow_run_sandboxes
 from tasks.prefect.iterate import rebuild_sandbox, run_iteration, write_final_report
 from tasks.prefect.model import persist_turns
 from tasks.prefect.notifications import notify_completed, notify_failed
-from tasks.prefect.retention import tidy_up_after_run
 from tasks.prefect.provision import provision_sandbox, teardown_sandbox, upload_datasets
 from tasks.prefect.publisher import ArtifactPublisher
+from tasks.prefect.retention import tidy_up_after_run
 from tasks.prefect.sandbox_slots import SandboxSlot
 from tasks.prefect.secret_blocks import read_secret_block
 from tasks.prefect.validate import validate_datasets
