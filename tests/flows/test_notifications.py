@@ -107,7 +107,7 @@ def test_a_completed_run_is_announced_by_webhook_and_email(env, anthropic_api, h
     [raw_mail] = mailbox.messages
     mail = email.message_from_string(raw_mail, policy=email.policy.default)
     assert mail["Subject"] == "analysis retail-sales: completed" and mail["To"] == "owner@example.com"
-    mail_text = mail.get_content()
+    mail_text = mail.get_content().replace("\r\n", "\n")
     assert mail_text == text.split("\n", 1)[1] + "\n"  # the same body as the webhook's, after its subject line
     assert mailbox.logins == ["analyst@example.com"]
     assert_no_secret(received["text"], raw_mail, mail_text)
