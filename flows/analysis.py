@@ -68,7 +68,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     if earlier:
         transcript = resume_transcript(earlier, transcript, run_dir)
     transcript.run_key = transcript.run_key or transcript.flow_run_id
-    provider = persist_turns(provider, transcript.run_key, loaded)
+    provider = persist_turns(provider, transcript.run_key, loaded, run_dir)
     limits = LoopLimits.from_config(cfg)
     logger.info("Run folder: %s", run_dir)
     events.emit("started", {"flow_run_id": transcript.flow_run_id, "run_dir": str(run_dir)})
@@ -120,7 +120,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         cleanup.attempt("publish the remaining artifacts", publisher.close)
         _collect(transcript, run_dir)
         cleanup.attempt("apply outputs.retention",
-                        lambda: tidy_up_after_run(loaded, provider, transcript.status, run_dir))
+                        lambda: tidy_up_after_run(loaded, provider, transcript, run_dir))
         cleanup.reraise_interruption()
         if unsaved is not None and not failed:
             raise TranscriptNotSaved(transcript.stop_detail)

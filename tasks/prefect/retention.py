@@ -11,13 +11,15 @@ from tasks.config import LoadedConfig
 from tasks.models.base import ModelProvider
 from tasks.prefect.model import RESULTS_FOLDER, forget_turns
 from tasks.retention import plan_prune
+from tasks.transcript import Transcript
 
 
-def tidy_up_after_run(loaded: LoadedConfig, provider: ModelProvider, status: str, run_dir: Path) -> None:
+def tidy_up_after_run(loaded: LoadedConfig, provider: ModelProvider, transcript: Transcript, run_dir: Path) -> None:
     """A run that can be resumed (failed, or still running when killed) keeps its turns until it is
     resumed or ``max_age`` passes; any other is over and never resumed."""
     logger = get_run_logger()
-    if status not in RESUMABLE and (count := forget_turns(provider)):
+    status = transcript.status
+    if status not in RESUMABLE and (count := forget_turns(provider, [run_dir, *map(Path, transcript.resumed_from)])):
         logger.info("Deleted the run's %d saved model turn(s): it ended (%s) and is never resumed", count, status)
     results_dir = None if loaded.config.outputs.results_storage else loaded.outputs_dir / RESULTS_FOLDER
     plan = plan_prune(loaded.outputs_dir / loaded.config.name, loaded.config.outputs.retention, results_dir,
