@@ -267,6 +267,8 @@ def test_a_killed_run_is_marked_crashed_and_resumes_with_only_the_remaining_requ
         assert final.iterations[5].cells[0].stdout == "42\n"  # `base` and `x` were rebuilt in the new sandbox
         assert final.iterations[3].cells[0].stdout == "four\n"
         assert final.resumed_from == [str(transcript_path.parent)] and final.run_key == crashed.flow_run_id
+        # It ended: the turns saved by both runs (the killed one's folder is in resumed_from) are deleted.
+        assert list((outputs / ".results").glob("model-turn-*")) == []
 
         # The server learns of the crash from the missing heartbeats (flows/crash_detection.py).
         api_url = f"http://127.0.0.1:{json.loads((home / 'prefect' / 'server.json').read_text())['port']}/api"
