@@ -93,7 +93,8 @@ def _notice(loaded: LoadedConfig, flow_run: Any, outcome: str, status: str, deta
     run_url = report_url = None
     if api_url := get_current_settings().api.url:
         run_url = flow_run_url(api_url, flow_run.id)
-        report_url = f"{run_url.rsplit('/runs/flow-run/', 1)[0]}/artifacts/key/{artifact_key(name, 'report')}"
+        shown = "validation" if outcome == "validation_failed" else "report"  # no report without valid data
+        report_url = f"{run_url.rsplit('/runs/flow-run/', 1)[0]}/artifacts/key/{artifact_key(name, shown)}"
     window = (flow_run.parameters or {}).get("window")
     return RunNotice(analysis=name, outcome=outcome, status=status, detail=str(detail or ""),
                      window=str(window) if window else None, flow_run_url=run_url, report_url=report_url)

@@ -144,3 +144,4 @@ def test_data_that_fails_its_schema_is_announced_as_validation_failed(env, anthr
     [received] = hook.wait_for(1)
     assert received["json"]["text"].startswith("analysis retail-sales: validation failed\n")
     assert "Status: validation failed" in received["json"]["text"]
+    assert "/artifacts/key/retail-sales-validation" in received["json"]["text"]
