@@ -8,6 +8,7 @@ from cli.backfill import backfill
 from cli.deploy import deploy, serve
 from cli.init import init
 from cli.limits import limits_app
+from cli.prune import prune
 from cli.run import run
 from cli.sandboxes import sandboxes_app
 from cli.server import server_app
@@ -27,6 +28,7 @@ app.command()(run)
 app.command()(serve)
 app.command()(deploy)
 app.command()(backfill)
+app.command()(prune)
 app.add_typer(server_app, name="server", help="Start, stop or inspect the local Prefect server.")
 app.add_typer(sandboxes_app, name="sandboxes", help="List or clean up Daytona sandboxes this tool created.")
 app.add_typer(limits_app, name="limits", help="Cap the sandboxes alive at once; show each deployment's runs at once.")

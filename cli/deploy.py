@@ -33,6 +33,7 @@ def serve(
         _apply_sandbox_cap(loaded)
         # Registered here first only to print each deployment's link; serve() updates them in place.
         ids = [register(d) for d in deployments]
+        _sync_crash_notifications(loaded, ids)
         _print_deployments(loaded, ids, api_url, run_prefix)
         console.print(f"Serving {len(deployments)} deployment(s) from this process; runs execute here. Ctrl+C stops "
                       "(and pauses their schedules until the next serve).")
@@ -68,6 +69,7 @@ def deploy(
             console.print(f"Work pool {work_pool!r} ({pool_type}): {'created' if created else 'exists'}.")
         _apply_sandbox_cap(loaded)
         ids = [register(d, work_pool) for d in deployments]
+        _sync_crash_notifications(loaded, ids)
         _print_deployments(loaded, ids, api_url, run_prefix)
     if work_pool:
         console.print(Text.assemble(
@@ -116,6 +118,17 @@ def _apply_sandbox_cap(loaded: list[LoadedConfig]) -> None:
                                      else f" (was {before.limit}{'' if before.active else ', inactive'})")
     console.print(f"Sandboxes (all analyses): at most {limit} at once{was}, "
                   f"from concurrency.sandboxes in {source.path}.")
+
+
+def _sync_crash_notifications(loaded: list[LoadedConfig], ids: list) -> None:
+    """A killed run cannot send its own notification: the server's automation sends it, once the crash
+    detection that ``configure_prefect`` set up has marked the run Crashed."""
+    from deployments import sync_crash_notifications
+
+    for item, deployment_id in zip(loaded, ids, strict=True):
+        if names := sync_crash_notifications(item, deployment_id):
+            console.print(f"Crashed runs of analyze/{item.config.name}: notified through "
+                          f"{', '.join(n.rsplit(' via ', 1)[1] for n in names)}.")
 
 
 def _write_prefect_yaml(loaded: list[LoadedConfig], path: Path, work_pool: str | None) -> None:

@@ -6,6 +6,7 @@ for a work pool and its workers, or writes them to a prefect.yaml (see ``cli/dep
 """
 
 from ._build import build_deployment, build_deployments, find_configs, load_configs, serve_deployments
+from ._crash_notifications import sync_crash_notifications
 from ._describe import describe_schedule
 from ._limits import (
     KNOWN_LIMITS,
@@ -49,5 +50,6 @@ __all__ = [
     "sandbox_cap",
     "serve_deployments",
     "set_limit",
+    "sync_crash_notifications",
     "write_prefect_yaml",
 ]

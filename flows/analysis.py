@@ -30,8 +30,10 @@ from tasks.prefect.configure import load_analysis_config
 from tasks.prefect.crash_hooks import delete_flow_run_sandboxes
 from tasks.prefect.iterate import rebuild_sandbox, run_iteration, write_final_report
 from tasks.prefect.model import persist_turns
+from tasks.prefect.notifications import notify_completed, notify_failed
 from tasks.prefect.provision import provision_sandbox, teardown_sandbox, upload_datasets
 from tasks.prefect.publisher import ArtifactPublisher
+from tasks.prefect.retention import tidy_up_after_run
 from tasks.prefect.sandbox_slots import SandboxSlot
 from tasks.prefect.secret_blocks import read_secret_block
 from tasks.prefect.source_blocks import use_kept_data
@@ -53,7 +55,8 @@ def _run_time() -> str | None:
 
 
 @flow(name="analyze", flow_run_name=_run_name, log_prints=False,
-      on_crashed=[delete_flow_run_sandboxes], on_cancellation=[delete_flow_run_sandboxes])
+      on_crashed=[delete_flow_run_sandboxes], on_cancellation=[delete_flow_run_sandboxes],
+      on_completion=[notify_completed], on_failure=[notify_failed])
 def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | None = None,
             resume: str | None = None, as_of: str | None = None) -> dict[str, Any]:
     """Run the analysis declared in the YAML file ``config``.
@@ -83,7 +86,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     if earlier:
         transcript = resume_transcript(earlier, transcript, run_dir)
     transcript.run_key = transcript.run_key or transcript.flow_run_id or flow_run_id
-    provider = persist_turns(provider, transcript.run_key, loaded)
+    provider = persist_turns(provider, transcript.run_key, loaded, run_dir)
     limits = LoopLimits.from_config(cfg)
     logger.info("Run folder: %s", run_dir)
     events.emit("started", {"flow_run_id": transcript.flow_run_id, "run_dir": str(run_dir)})
@@ -139,6 +142,8 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         cleanup.attempt("close the model provider", provider.close)
         cleanup.attempt("publish the remaining artifacts", publisher.close)
         _collect(transcript, run_dir)
+        cleanup.attempt("apply outputs.retention",
+                        lambda: tidy_up_after_run(loaded, provider, transcript, run_dir))
         cleanup.reraise_interruption()
         if unsaved is not None and not failed:
             raise TranscriptNotSaved(transcript.stop_detail)

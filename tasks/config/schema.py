@@ -20,6 +20,7 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.config.source_schema import BLOCK_SLUG, Combine, CredentialRef, SqlSource, is_glob, is_object_store
+from tasks.config.upkeep_schema import NotifyConfig, RetentionConfig
 
 from .window import WindowLength, parse_window_length
 
@@ -505,6 +506,8 @@ class OutputsConfig(Strict):
         "Save the exact data the run analysed, as Parquet in the run folder (data/<name>.parquet), so that "
         "--replay and --resume run on the same data later, even from a database or a bucket that has moved on: "
         "they read data/<name>.parquet beside the transcript instead of the source when it is there."))
+    retention: RetentionConfig = Field(default_factory=RetentionConfig, description=(
+        "How many run folders stay and for how long (keep_runs, max_age). Default: all of them, forever."))
 
     @field_validator("results_storage")
     @classmethod
@@ -554,6 +557,9 @@ class AnalysisConfig(Strict):
     retry_delay: float | str = Field("30s", description="Wait before each retry in whole seconds, e.g. '30s', '5m', 0.")
     concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig, description=(
         "Runs and sandboxes at once (read when the deployment is registered)."))
+    notify: list[NotifyConfig] = Field(default_factory=list, description=(
+        "Notifications: [{block: 'slack-webhook/analyses', on: [failed, crashed]}, ...]. A message names the "
+        "analysis, status, window, key results, alerts, cost and links to the run and its report; never a secret."))
 
     @field_validator("name")
     @classmethod

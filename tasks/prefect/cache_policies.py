@@ -23,13 +23,15 @@ class ModelTurnInputs(CachePolicy):
 
     def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
                     **kwargs: Any) -> str:
-        request: ModelRequest = inputs["request"]
-        provider: ModelProvider = inputs["provider"]
-        payload = {
-            "scope": inputs["scope"], "provider": provider.name, "model": provider.model,
-            "max_tokens": provider.max_tokens,
-            "system": request.system, "tools": request.tools, "messages": request.messages,
-            "allow_tools": request.allow_tools,
-        }
-        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode())
-        return f"model-turn-{digest.hexdigest()}"
+        return turn_key(inputs["provider"], inputs["request"], inputs["scope"])
+
+
+def turn_key(provider: ModelProvider, request: ModelRequest, scope: str) -> str:
+    """The key a model turn is stored under: the file name in the results storage."""
+    payload = {
+        "scope": scope, "provider": provider.name, "model": provider.model, "max_tokens": provider.max_tokens,
+        "system": request.system, "tools": request.tools, "messages": request.messages,
+        "allow_tools": request.allow_tools,
+    }
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode())
+    return f"model-turn-{digest.hexdigest()}"

@@ -82,7 +82,8 @@ def test_a_retried_run_resumes_where_it_failed_without_paying_twice(cli, env, an
     summary = json.loads(result.stdout)
     assert summary["status"] == "completed" and summary["iterations"] == 7
     assert_resumed_at_iteration_5(anthropic_api, Path(summary["run_dir"]))
-    assert len(list(results.glob("model-turn-*"))) == 7  # every paid turn, in the configured block
+    # The turns were in the block (the retry got iterations 1-4 from it, unpaid); the run ended, so they are gone.
+    assert results.is_dir() and list(results.glob("model-turn-*")) == []
     run, tasks = flow_run_and_tasks(summary["flow_run_id"])
     assert run.state.is_completed() and run.run_count == 2
     assert sum(t.name.startswith("rebuild-sandbox") for t in tasks) == 1
@@ -266,6 +267,8 @@ def test_a_killed_run_is_marked_crashed_and_resumes_with_only_the_remaining_requ
         assert final.iterations[5].cells[0].stdout == "42\n"  # `base` and `x` were rebuilt in the new sandbox
         assert final.iterations[3].cells[0].stdout == "four\n"
         assert final.resumed_from == [str(transcript_path.parent)] and final.run_key == crashed.flow_run_id
+        # It ended: the turns saved by both runs (the killed one's folder is in resumed_from) are deleted.
+        assert list((outputs / ".results").glob("model-turn-*")) == []
 
         # The server learns of the crash from the missing heartbeats (flows/crash_detection.py).
         api_url = f"http://127.0.0.1:{json.loads((home / 'prefect' / 'server.json').read_text())['port']}/api"
