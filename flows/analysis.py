@@ -34,6 +34,7 @@ from tasks.prefect.publisher import ArtifactPublisher
 from tasks.prefect.sandbox_slots import SandboxSlot
 from tasks.prefect.secret_blocks import read_secret_block
 from tasks.prefect.validate import validate_datasets
+from tasks.results import results_model
 from tasks.reports import ReportsNotWritten
 
 
@@ -86,7 +87,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         check_same_data(transcript, upload_datasets(sandbox, loaded), earlier.file if earlier else None)
         if earlier:
             rebuild_sandbox(sandbox, transcript, limits.code_timeout)
-        loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits)
+        loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits, results_model(cfg))
         progress = create_progress(cfg.name, limits.max_iterations)
 
         def iteration() -> IterationRecord:
@@ -162,6 +163,7 @@ def summarize(transcript: Transcript, run_dir: Path) -> dict[str, Any]:
         "iterations": len(transcript.iterations),
         "usage": transcript.usage.to_dict(),
         "cost_usd": transcript.cost_usd,
+        "results": transcript.results,
     }
 
 

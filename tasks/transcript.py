@@ -103,7 +103,10 @@ class Transcript:
     # settings and "datasets" content hashes by name; a resume with other values is refused.
     fingerprint: dict[str, Any] = field(default_factory=dict)
     final_report: str | None = None
-    # running | completed | max_iterations | budget_exceeded | refused | failed
+    # The values submitted through submit_results, valid by the config's `results` (tasks/results.py);
+    # None when none are declared or none valid came.
+    results: dict[str, Any] | None = None
+    # running | completed | max_iterations | budget_exceeded | refused | results_invalid | failed
     status: str = "running"
     stop_detail: str = ""
     flow_run_id: str | None = None

@@ -68,3 +68,15 @@ def dataset_prompt_summary(report: DatasetReport, sandbox_path: str) -> str:
     """One dataset as Claude sees it: where it is in the sandbox, then its validation summary."""
     # The sandbox path, not the host's: Claude cannot see the host, and the prompt is kept in transcripts.
     return f"### `{sandbox_path}`\n{render_summary(replace(report, source=sandbox_path))}"
+
+RESULTS_SECTION = """
+
+## Your results
+This analysis also returns named values: call the `submit_results` tool once, with every field, \
+when your analysis is done, next to your written report. Submit the values you computed and your \
+report states; each field's description says what it is."""
+
+RESULTS_REQUEST = (
+    "Now submit the results of this analysis with the submit_results tool: every field, the values your "
+    "analysis found."
+)

@@ -6,6 +6,7 @@ With ``embed=False`` charts are relative links, for a report.md that sits beside
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -14,15 +15,18 @@ from tasks.transcript import CellRecord, IterationRecord, Transcript
 from tasks.image_safety import name_stem
 from tasks.reports.images import MiB, ChartEmbedder
 from tasks.reports.safe_markdown import ChartRef, Segment, fence, safe_inline, safe_markdown
+from tasks.results import results_rows
 from tasks.text_safety import printable
 
 REPORT_BUDGET = 4 * MiB  # under Prefect Cloud's 5 MiB request cap, with room for the JSON envelope
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # all ASCII punctuation: CommonMark escapes each
 _NOTE_RESERVE = 300  # bytes kept back per chart for its heading or "omitted" note
 STATUS_TEXT = {
     "completed": "Completed",
     "max_iterations": "Stopped at the iteration limit",
     "budget_exceeded": "Stopped: budget exceeded",
     "refused": "Stopped: the model refused",
+    "results_invalid": "Stopped: no valid results",
     "failed": "Failed",
     "running": "Still running (partial report)",
 }
@@ -83,6 +87,33 @@ def _chart_matching(target: str, charts: list[str]) -> str | None:
     return None
 
 
+def results_value(value: Any) -> str:
+    """A submitted value as text: numbers grouped by thousands, lists joined."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return format(value, ",.0f") if abs(value) >= 1e6 else format(value, ",.6g")
+    if isinstance(value, int):
+        return format(value, ",")
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _results_section(transcript: Transcript) -> str:
+    """The submitted values as a table; the values are the model's text, so every cell is escaped."""
+    lines = ["## Results", "", "| Result | Value | Description |", "|---|---:|---|"]
+    for row in results_rows(transcript.tools, transcript.results or {}):
+        value = results_value(row["value"]) + (f" {row['unit']}" if row["unit"] else "")
+        lines.append(f"| {_cell(row['name'])} | {_cell(value)} | {_cell(row['description'])} |")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """One line of text inside a table cell: every markdown and HTML character taken literally."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(printable(text).split()))
+
+
 def _data_section(datasets: list[dict[str, Any]]) -> str:
     lines = ["## Data", "", "| Dataset | Rows | Columns | Validation |", "|---|---:|---:|---|"]
     for row in map(dataset_row, datasets):
@@ -136,6 +167,7 @@ def render_report_markdown(transcript: Transcript, run_dir: Path, *, embed: bool
     doc.add(f"# {transcript.analysis}", "", f"**Status:** {status_line(transcript)}  ",
             f"**Model:** `{transcript.model}` ({transcript.provider}) · **Started:** {transcript.started_at}"
             + (f" · **Finished:** {transcript.finished_at}" if transcript.finished_at else ""), "",
+            *([_results_section(transcript), ""] if transcript.results else []),
             "\n".join("> " + line for line in transcript.prompt.strip().splitlines()), "", "---", "", body, "")
     rest = [(n, c) for n, c in charts if c not in inline]
     if rest:
