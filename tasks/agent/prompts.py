@@ -72,9 +72,9 @@ def dataset_prompt_summary(report: DatasetReport, sandbox_path: str) -> str:
 RESULTS_SECTION = """
 
 ## Your results
-This analysis also returns named values: call the `submit_results` tool once, with every field, \
-when your analysis is done, next to your written report. Submit the values you computed and your \
-report states; each field's description says what it is."""
+This analysis also returns named values. When you have the evidence, call the `submit_results` tool \
+once with every field (each field's description says what it is), then give your final reply, the \
+report, as above. Submit only values you computed, the same your report states."""
 
 RESULTS_REQUEST = (
     "Now submit the results of this analysis with the submit_results tool: every field, the values your "
