@@ -173,6 +173,8 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
         rows.append(("run folder", str(summary["run_dir"])))
     if summary.get("ui_url"):
         rows.append(("Prefect UI", summary["ui_url"]))
+    if summary.get("results"):  # the model's values: printed as plain text
+        rows.append(("results", printable(", ".join(f"{k} = {v}" for k, v in summary["results"].items()))))
     if summary.get("iterations") is not None:
         rows.append(("iterations", str(summary["iterations"])))
     usage = summary.get("usage")

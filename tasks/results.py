@@ -74,6 +74,15 @@ class Submission:
             "\n".join(lines)
 
 
+    def summary(self, model: type[BaseModel]) -> str:
+        """The problems of the declared fields, for the run's status: a key the model made up is
+        counted, not quoted, since the status reaches logs and terminals."""
+        declared = {f.alias or n for n, f in model.model_fields.items()}
+        named = [f"{name}: {problem}" for name, problem in self.problems.items() if name in declared]
+        unknown = len([name for name in self.problems if name not in declared])
+        return "; ".join(named + ([f"{unknown} unknown field(s)"] if unknown else []))
+
+
 def check_submission(model: type[BaseModel], given: Any) -> Submission:
     if not isinstance(given, dict):
         return Submission(None, {"(input)": f"expected a JSON object of the results, not {type(given).__name__}"})

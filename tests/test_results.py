@@ -117,3 +117,10 @@ def config_problems(folder: Path, results: dict) -> list[str]:
     lines = [str(p) for p in info.value.problems]
     assert all(line.startswith(f"{path}: ") and "\n" not in line for line in lines)
     return lines
+
+
+def test_the_status_summary_names_declared_fields_and_only_counts_made_up_keys() -> None:
+    model = results_model(config(RESULTS))
+    submission = check_submission(model, {**VALID, "anomalies": -1, "\x1b[31mevil": 1, "other": 2})
+    assert "\x1b[31mevil" in submission.message  # Claude is told which key to drop
+    assert submission.summary(model) == "anomalies: Input should be greater than or equal to 0; 2 unknown field(s)"

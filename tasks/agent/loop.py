@@ -274,7 +274,7 @@ class AnalysisLoop:
         submit_results) while none valid came and Claude has one more chance, within the budget."""
         while self.results is not None and self.transcript.results is None:
             if len(self._invalid) >= MAX_SUBMISSIONS:
-                problems = "; ".join(f"{name}: {problem}" for name, problem in self._invalid[-1].problems.items())
+                problems = self._invalid[-1].summary(self.results)
                 self._finish("results_invalid", f"no valid results after {len(self._invalid)} submissions ({problems})")
                 return
             if reason := self.budget_exhausted():
