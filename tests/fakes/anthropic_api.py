@@ -18,7 +18,7 @@ Script: every ``POST /v1/messages`` consumes the next entry of a FIFO queue, in 
 
 - ``enqueue_text("...", stop_reason="end_turn")``: one text block.
 - ``enqueue_tool_use(code="...")``: one ``run_python_code`` call; ``code=["a", "b"]`` makes two calls in
-  the same turn; ``text="Let me look"`` puts a text block first; ``name=``/``inputs=[{...}]`` for other tools.
+  the same turn; ``text="Let me look"`` puts a text block first; ``name=``/``inputs=[{...}]`` for other tools; ``results={...}`` adds a ``submit_results`` call.
 - ``enqueue_results({"total": 3.2})``: one ``submit_results`` call with those values (``text=`` too).
 - ``enqueue_turn(blocks, stop_reason=...)``: any blocks, built with ``text_block``, ``tool_use_block``,
   ``run_python``, ``thinking_block``; e.g. ``stop_reason="max_tokens"``, ``"pause_turn"``, ``"refusal"``,
@@ -273,14 +273,18 @@ class FakeAnthropicAPI:
 
     def enqueue_tool_use(self, code: str | list[str] | None = None, *, text: str | None = None,
                          name: str = RUN_PYTHON_TOOL, inputs: list[dict[str, Any]] | None = None,
-                         stop_reason: str = "tool_use", **kwargs: Any) -> FakeAnthropicAPI:
-        """One turn with one or more tool calls: ``code="..."``, ``code=[...]`` or ``inputs=[{...}, ...]``."""
+                         results: dict[str, Any] | None = None, stop_reason: str = "tool_use",
+                         **kwargs: Any) -> FakeAnthropicAPI:
+        """One turn with one or more tool calls: ``code="..."``, ``code=[...]`` or ``inputs=[{...}, ...]``;
+        ``results={...}`` adds a ``submit_results`` call with those values after them."""
         if inputs is None:
             codes = [code] if isinstance(code, str) else list(code or [])
             inputs = [{"code": c} for c in codes]
         if not inputs:
             raise ValueError("enqueue_tool_use needs code=... or inputs=[...]")
         blocks = ([text_block(text)] if text else []) + [tool_use_block(name, i) for i in inputs]
+        if results is not None:
+            blocks.append(tool_use_block(SUBMIT_RESULTS_TOOL, results))
         return self.enqueue_turn(blocks, stop_reason, **kwargs)
 
     def enqueue_results(self, values: dict[str, Any], *, text: str | None = None, **kwargs: Any) -> FakeAnthropicAPI:

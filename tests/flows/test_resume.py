@@ -20,6 +20,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.analysis import analyze
 from tasks.transcript import Transcript
+from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "retail-sales.yaml"
@@ -29,8 +30,8 @@ def script_iterations(api, first: int, last: int) -> None:
     """Iteration n runs one cell; iteration 2 defines `base`, which iteration 6 uses."""
     codes = {1: "x = 21\nprint('one')", 2: "base = 2\nprint('two')", 3: "print('three')",
              4: "print('four')", 5: "print('five')", 6: "print(base * x)"}
-    for n in range(first, last + 1):
-        api.enqueue_tool_use(code=codes[n])
+    for n in range(first, last + 1):  # the demo declares results: iteration 6 submits them too
+        api.enqueue_tool_use(code=codes[n], results=DEMO_RESULTS if n == 6 else None)
 
 
 @pytest.fixture
