@@ -19,7 +19,9 @@ from tasks.results import results_rows
 from tasks.text_safety import printable
 
 REPORT_BUDGET = 4 * MiB  # under Prefect Cloud's 5 MiB request cap, with room for the JSON envelope
-_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # all ASCII punctuation: CommonMark escapes each
+# What could make text in a table cell more than text: links and images ([ ]), emphasis, code, raw
+# HTML and entities, the cell's end (|), and the escape itself.
+_MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]<>|&~])")
 _NOTE_RESERVE = 300  # bytes kept back per chart for its heading or "omitted" note
 STATUS_TEXT = {
     "completed": "Completed",
@@ -105,13 +107,13 @@ def _results_section(transcript: Transcript) -> str:
     lines = ["## Results", "", "| Result | Value | Description |", "|---|---:|---|"]
     for row in results_rows(transcript.tools, transcript.results or {}):
         value = results_value(row["value"]) + (f" {row['unit']}" if row["unit"] else "")
-        lines.append(f"| {_cell(row['name'])} | {_cell(value)} | {_cell(row['description'])} |")
+        lines.append(f"| `{row['name']}` | {_cell(value)} | {_cell(row['description'])} |")  # a snake_case name
     return "\n".join(lines)
 
 
 def _cell(text: str) -> str:
     """One line of text inside a table cell: every markdown and HTML character taken literally."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(printable(text).split()))
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", " ".join(printable(text).split()))
 
 
 def _data_section(datasets: list[dict[str, Any]]) -> str:

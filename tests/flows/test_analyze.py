@@ -147,4 +147,4 @@ def test_replay_runs_the_shipped_transcript_again(env, anthropic_api) -> None:
                                                            "best_region": "east", "sudden_changes": 1}
     assert json.loads((run_dir / "results.json").read_text()) == result["results"]
     report = (run_dir / "report.md").read_text()
-    assert report.index("## Results") < report.index("# Café sales") and "| 19\\.3 % |" in report
+    assert report.index("## Results") < report.index("# Café sales") and "| `revenue_change_pct` | 19.3 % |" in report
