@@ -116,6 +116,19 @@ def results_rows(tools: list[dict[str, Any]], values: dict[str, Any]) -> list[di
     return rows
 
 
+def results_value(value: Any) -> str:
+    """A submitted value as text: numbers grouped by thousands, lists joined."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return format(value, ",.0f") if abs(value) >= 1e6 else format(value, ",.6g")
+    if isinstance(value, int):
+        return format(value, ",")
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
 def _annotation(spec: ResultField) -> Any:
     if spec.type == "enum":
         return Literal[tuple(spec.values or ())]

@@ -11,8 +11,8 @@ import yaml
 from tasks.config import load_config
 from tasks.config.schema import AnalysisConfig
 from tasks.errors import ConfigError
-from tasks.results import SUBMIT_RESULTS_TOOL, check_submission, not_submitted, results_model, results_rows, \
-    submit_results_tool
+from tasks.results import (SUBMIT_RESULTS_TOOL, check_submission, not_submitted, results_model, results_rows,
+                           results_value, submit_results_tool)
 
 RESULTS = {
     "total_revenue": {"type": "number", "description": "Revenue over the period", "unit": "EUR", "minimum": 0},
@@ -124,3 +124,9 @@ def test_the_status_summary_names_declared_fields_and_only_counts_made_up_keys()
     submission = check_submission(model, {**VALID, "anomalies": -1, "\x1b[31mevil": 1, "other": 2})
     assert "\x1b[31mevil" in submission.message  # Claude is told which key to drop
     assert submission.summary(model) == "anomalies: Input should be greater than or equal to 0; 2 unknown field(s)"
+
+
+@pytest.mark.parametrize(("value", "text"), [(3385046.96, "3,385,047"), (19.3, "19.3"), (0.01234, "0.01234"),
+                                             (1200, "1,200"), (True, "yes"), (["a", "b"], "a, b"), ("2025-04-01", "2025-04-01")])
+def test_values_as_text(value, text) -> None:
+    assert results_value(value) == text

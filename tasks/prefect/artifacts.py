@@ -19,9 +19,8 @@ from prefect.artifacts import (create_markdown_artifact, create_progress_artifac
                                update_progress_artifact)
 
 from tasks.transcript import IterationRecord, Transcript
-from tasks.reports.markdown import (dataset_row, render_iteration_markdown, render_report_markdown,
-                                    results_value, status_line)
-from tasks.results import results_rows
+from tasks.reports.markdown import dataset_row, render_iteration_markdown, render_report_markdown, status_line
+from tasks.results import results_rows, results_value
 
 T = TypeVar("T")
 MAX_FAILURE_ROWS = 500  # pandera can report a failure per row; the table is a sample, the logs have the rest

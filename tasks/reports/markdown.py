@@ -15,7 +15,7 @@ from tasks.transcript import CellRecord, IterationRecord, Transcript
 from tasks.image_safety import name_stem
 from tasks.reports.images import MiB, ChartEmbedder
 from tasks.reports.safe_markdown import ChartRef, Segment, fence, safe_inline, safe_markdown
-from tasks.results import results_rows
+from tasks.results import results_rows, results_value
 from tasks.text_safety import printable
 
 REPORT_BUDGET = 4 * MiB  # under Prefect Cloud's 5 MiB request cap, with room for the JSON envelope
@@ -87,19 +87,6 @@ def _chart_matching(target: str, charts: list[str]) -> str | None:
         if stored == stem or stored.endswith(("-" + stem, "_" + stem)):
             return chart
     return None
-
-
-def results_value(value: Any) -> str:
-    """A submitted value as text: numbers grouped by thousands, lists joined."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return format(value, ",.0f") if abs(value) >= 1e6 else format(value, ",.6g")
-    if isinstance(value, int):
-        return format(value, ",")
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
 
 
 def _results_section(transcript: Transcript) -> str:
