@@ -47,6 +47,9 @@ def write_transcript(path: Path, iterations: int) -> None:
         transcript.iterations.append(IterationRecord(number, turn))
     final = ModelTurn([{"type": "text", "text": demo.final_report or "Done."}], "end_turn", demo.model)
     transcript.iterations.append(IterationRecord(iterations + 1, final))
+    if demo.results:  # the demo declares results: the turn that submits them, asked for after the report
+        submit = {"type": "tool_use", "id": "toolu_results", "name": "submit_results", "input": demo.results}
+        transcript.iterations.append(IterationRecord(iterations + 2, ModelTurn([submit], "tool_use", demo.model)))
     transcript.save(path)
 
 
@@ -58,6 +61,7 @@ def plain_loop(replay: Path, outputs: Path, iterations: int) -> float:
     from tasks.datasets import dataset_file, validate_dataset
     from tasks.models import create_provider
     from tasks.reports import write_run_reports
+    from tasks.results import results_model
     from tasks.sandbox import create_sandbox
 
     start = time.perf_counter()
@@ -71,7 +75,7 @@ def plain_loop(replay: Path, outputs: Path, iterations: int) -> float:
         for dataset in cfg.datasets:
             with dataset_file(dataset, loaded.base_dir) as path:
                 sandbox.upload(path, dataset.sandbox_filename)
-        AnalysisLoop(provider, sandbox, transcript, run_dir, LoopLimits.from_config(cfg)).run()
+        AnalysisLoop(provider, sandbox, transcript, run_dir, LoopLimits.from_config(cfg), results_model(cfg)).run()
     write_run_reports(transcript, run_dir)
     elapsed = time.perf_counter() - start
     assert transcript.status == "max_iterations" and len(transcript.cells) == iterations, transcript.status
@@ -84,7 +88,8 @@ def flow_run(replay: Path, outputs: Path, iterations: int) -> float:
     start = time.perf_counter()
     result = analyze(str(CONFIG), {"model.max_iterations": iterations, "outputs.dir": str(outputs)}, str(replay))
     elapsed = time.perf_counter() - start
-    assert result["status"] == "max_iterations" and result["iterations"] == iterations + 1, result
+    # the tool-calling turns, the final report, the results turn
+    assert result["status"] == "max_iterations" and result["iterations"] == iterations + 2 and result["results"], result
     return elapsed
 
 

@@ -56,7 +56,8 @@ class LiveProgress:
                       "its code runs again in the new sandbox")
         elif kind == "model_request":
             self.iterations = data["iteration"]
-            what = "writing the final report" if data.get("final") else "thinking"
+            what = ("writing the final report" if data.get("final")
+                    else "submitting the results" if data.get("results") else "thinking")
             self._spin(f"iteration {data['iteration']}/{self.max_iterations}: Claude is {what}")
         elif kind == "model_turn":
             turn = data["turn"]

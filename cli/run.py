@@ -15,6 +15,7 @@ from cli._errors import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, user_errors
 from cli.cancel_watch import CANCELLED_MESSAGE, CancelWatch
 from cli.progress import LiveProgress
 from tasks.config import config_warnings, load_config, parse_overrides
+from tasks.results import results_value
 from tasks.text_safety import printable
 
 COMPLETE = {"completed", "max_iterations", "budget_exceeded"}  # a report was written
@@ -180,6 +181,9 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
         rows.append(("run folder", str(summary["run_dir"])))
     if summary.get("ui_url"):
         rows.append(("Prefect UI", summary["ui_url"]))
+    if summary.get("results"):  # the model's values: printed as plain text
+        shown = ", ".join(f"{k} = {results_value(v)}" for k, v in summary["results"].items())
+        rows.append(("results", printable(shown)))
     if summary.get("iterations") is not None:
         rows.append(("iterations", str(summary["iterations"])))
     usage = summary.get("usage")

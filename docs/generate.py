@@ -77,7 +77,7 @@ def _models(model: type[BaseModel], path: str) -> list[tuple[str, type[BaseModel
         if nested is not None:
             key = field.alias or name
             child = f"{path}.{key}" if path else key
-            found += _models(nested, child + ("[]" if _is_list(field.annotation) else ""))
+            found += _models(nested, child + _item_key(field.annotation))
     return found
 
 
@@ -91,8 +91,10 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _is_list(annotation: Any) -> bool:
-    return typing.get_origin(annotation) is list
+def _item_key(annotation: Any) -> str:
+    """How a key path reaches one item: ``[]`` in a list, ``.<name>`` in a mapping of names."""
+    origin = typing.get_origin(annotation)
+    return "[]" if origin is list else ".<name>" if origin is dict else ""
 
 
 def _model_section(path: str, model: type[BaseModel]) -> str:

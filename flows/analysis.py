@@ -38,6 +38,7 @@ from tasks.prefect.sandbox_slots import SandboxSlot
 from tasks.prefect.secret_blocks import read_secret_block
 from tasks.prefect.source_blocks import use_kept_data
 from tasks.prefect.validate import validate_datasets
+from tasks.results import results_model
 from tasks.reports import ReportsNotWritten
 
 
@@ -112,7 +113,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         transcript.data = data_fingerprints(reports, uploaded, window, transcript.data)
         if earlier:
             rebuild_sandbox(sandbox, transcript, limits.code_timeout)
-        loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits)
+        loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits, results_model(cfg))
         progress = create_progress(cfg.name, limits.max_iterations)
 
         def iteration() -> IterationRecord:
@@ -192,6 +193,7 @@ def summarize(transcript: Transcript, run_dir: Path) -> dict[str, Any]:
         "cost_usd": transcript.cost_usd,
         "run_time": transcript.run_time,
         "data": transcript.data,
+        "results": transcript.results,
     }
 
 

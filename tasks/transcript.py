@@ -106,7 +106,10 @@ class Transcript:
     # hash and window, and the kept file it was read from or saved to (outputs.keep_data).
     data: dict[str, dict[str, Any]] = field(default_factory=dict)
     final_report: str | None = None
-    # running | completed | max_iterations | budget_exceeded | refused | failed
+    # The values submitted through submit_results, valid by the config's `results` (tasks/results.py);
+    # None when none are declared or none valid came.
+    results: dict[str, Any] | None = None
+    # running | completed | max_iterations | budget_exceeded | refused | results_invalid | failed
     status: str = "running"
     stop_detail: str = ""
     flow_run_id: str | None = None

@@ -16,12 +16,16 @@ from typing import Any
 
 from tasks.agent import events
 from tasks.agent.context import ask_within_context, make_room
-from tasks.agent.prompts import CONTINUE_AFTER_CONTEXT_WINDOW, CONTINUE_AFTER_MAX_TOKENS, FINAL_REPORT_REQUEST
+from pydantic import BaseModel
+
+from tasks.agent.prompts import (CONTINUE_AFTER_CONTEXT_WINDOW, CONTINUE_AFTER_MAX_TOKENS, FINAL_REPORT_REQUEST,
+                                 RESULTS_REQUEST)
 from tasks.agent.tool_results import invalid_call, invalid_call_block, tool_result_block
 from tasks.transcript import TRANSCRIPT_FILE, CellRecord, IterationRecord, Transcript, now_iso
 from tasks.config import AnalysisConfig
 from tasks.image_safety import chart_file_name, keep_image
 from tasks.models.base import NO_TEXT, RUN_PYTHON_TOOL, ModelProvider, ModelRequest, ModelTurn
+from tasks.results import MAX_SUBMISSIONS, SUBMIT_RESULTS_TOOL, Submission, check_submission, not_submitted
 from tasks.sandbox.base import ExecutionResult, Sandbox
 
 MAX_CONSECUTIVE_CUTOFFS = 3  # cut-off turns in a row before we stop asking Claude to continue
@@ -51,8 +55,13 @@ class AnalysisLoop:
         transcript: Transcript,
         run_dir: Path,
         limits: LoopLimits,
+        results: type[BaseModel] | None = None,
     ):
+        """``results``: the model of the config's declared results (``tasks.results.results_model``);
+        when given, the run ends only once Claude has submitted valid values, or failed to twice."""
         self.provider = provider
+        self.results = results
+        self._invalid: list[Submission] = []  # submissions refused, in order
         self.sandbox = sandbox
         self.transcript = transcript
         self.run_dir = run_dir
@@ -149,7 +158,7 @@ class AnalysisLoop:
         self.transcript.iterations.append(record)
         self.transcript.messages.append({"role": "assistant", "content": _sendable(turn)})
         self.transcript.final_report = self._answer(turn)
-        self._finish("max_iterations", f"stopped after {self.limits.max_iterations} iterations")
+        self._end("max_iterations", f"stopped after {self.limits.max_iterations} iterations")
         return turn
 
     def save(self) -> None:
@@ -157,11 +166,11 @@ class AnalysisLoop:
 
     # -- one turn -------------------------------------------------------------------------------
 
-    def _ask(self, *, allow_tools: bool) -> ModelTurn:
+    def _ask(self, *, allow_tools: bool, force_tool: str | None = None) -> ModelTurn:
         messages = self.transcript.messages
         return ask_within_context(
             lambda: self.provider.next_turn(ModelRequest(self.transcript.system, messages, self.transcript.tools,
-                                                         allow_tools)),
+                                                         allow_tools, force_tool)),
             messages, on_trim=lambda count, why: events.emit("context_trimmed", {"outputs": count, "reason": why}),
         )
 
@@ -182,7 +191,7 @@ class AnalysisLoop:
             self._finish("refused", "the model refused the request")
         else:  # end_turn, stop_sequence, or tool_use without a call: Claude has answered
             self.transcript.final_report = self._answer(turn)
-            self._finish("completed", "")
+            self._end("completed", "")
 
     def _after_cutoff(self, turn: ModelTurn) -> None:
         self._cutoffs += 1
@@ -215,6 +224,8 @@ class AnalysisLoop:
         self._append_user_text(CONTINUE_AFTER_CONTEXT_WINDOW.format(detail=detail))
 
     def _run_call(self, call: dict[str, Any], record: IterationRecord) -> dict[str, Any]:
+        if self.results is not None and call.get("name") == SUBMIT_RESULTS_TOOL:
+            return self._submit(call)
         if problem := invalid_call(call, RUN_PYTHON_TOOL):
             return invalid_call_block(call["id"], problem)
         code = call["input"]["code"]
@@ -246,6 +257,58 @@ class AnalysisLoop:
                           result.state_reset, paths, round(result.duration_s, 3), notes)
         record.cells.append(cell)
         return cell
+
+    # -- results --------------------------------------------------------------------------------
+
+    def _submit(self, call: dict[str, Any]) -> dict[str, Any]:
+        assert self.results is not None
+        submission = check_submission(self.results, call.get("input"))
+        if submission.values is None:
+            self._invalid.append(submission)
+            events.emit("results_invalid", {"problems": submission.problems})
+            return invalid_call_block(call["id"], submission.message)
+        self.transcript.results = submission.values
+        events.emit("results", {"results": submission.values})
+        return {"type": "tool_result", "tool_use_id": call["id"], "content": submission.message}
+
+    def _end(self, status: str, detail: str) -> None:
+        """Finish with ``status``, once the declared results are in: ask for them (tool_choice forces
+        submit_results) while none valid came and Claude has one more chance, within the budget."""
+        while self.results is not None and self.transcript.results is None:
+            if len(self._invalid) >= MAX_SUBMISSIONS:
+                problems = self._invalid[-1].summary(self.results)
+                self._finish("results_invalid", f"no valid results after {len(self._invalid)} submissions ({problems})")
+                return
+            if reason := self.budget_exhausted():
+                self._finish("budget_exceeded", f"{reason}; the results were not submitted")
+                return
+            self._ask_for_results()
+        self._finish(status, detail)
+
+    def _ask_for_results(self) -> None:
+        """One extra turn, recorded and counted like any other, that must call submit_results."""
+        assert self.results is not None
+        last = self.transcript.messages[-1]
+        if not (last["role"] == "user" and isinstance(last["content"], list)
+                and any(b.get("type") == "tool_result" for b in last["content"])):
+            self._append_user_text(RESULTS_REQUEST)  # after an invalid submission its errors say it all
+        number = self.iterations + 1
+        events.emit("model_request", {"iteration": number, "results": True})
+        turn = self._ask(allow_tools=True, force_tool=SUBMIT_RESULTS_TOOL)
+        record = IterationRecord(number, turn)
+        self.transcript.iterations.append(record)
+        self.transcript.messages.append({"role": "assistant", "content": _sendable(turn)})
+        events.emit("model_turn", {"iteration": number, "turn": turn, "text": turn.text})
+        calls = [] if turn.stop_reason in CUT_OFF else turn.tool_calls
+        if not any(c.get("name") == SUBMIT_RESULTS_TOOL for c in calls):
+            self._invalid.append(not_submitted(self.results))
+        if calls:
+            self.transcript.messages.append({"role": "user", "content": [
+                self._submit(c) if c.get("name") == SUBMIT_RESULTS_TOOL
+                else invalid_call_block(c["id"], "error: not run; only submit_results may be called now.")
+                for c in calls]})
+        record.finished_at = now_iso()
+        self.save()
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -68,3 +68,15 @@ def dataset_prompt_summary(report: DatasetReport, sandbox_path: str) -> str:
     """One dataset as Claude sees it: where it is in the sandbox, then its validation summary."""
     # The sandbox path, not the host's: Claude cannot see the host, and the prompt is kept in transcripts.
     return f"### `{sandbox_path}`\n{render_summary(replace(report, source=sandbox_path))}"
+
+RESULTS_SECTION = """
+
+## Your results
+This analysis also returns named values. When you have the evidence, call the `submit_results` tool \
+once with every field (each field's description says what it is), then give your final reply, the \
+report, as above. Submit only values you computed, the same your report states."""
+
+RESULTS_REQUEST = (
+    "Now submit the results of this analysis with the submit_results tool: every field, the values your "
+    "analysis found."
+)

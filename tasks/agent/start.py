@@ -8,24 +8,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tasks.agent.fingerprint import sandbox_settings
-from tasks.agent.prompts import build_system_prompt, dataset_prompt_summary
+from tasks.agent.prompts import RESULTS_SECTION, build_system_prompt, dataset_prompt_summary
 from tasks.transcript import Transcript
 from tasks.config import AnalysisConfig
 from tasks.datasets import DatasetReport
 from tasks.models import ModelProvider, run_python_tool
+from tasks.results import results_model, submit_results_tool
 
 
 def start_transcript(config: AnalysisConfig, reports: Sequence[DatasetReport], provider: ModelProvider, *,
                      flow_run_id: str = "") -> Transcript:
+    results = results_model(config)
     summaries = [dataset_prompt_summary(r, f"data/{d.sandbox_filename}") for r, d in zip(reports, config.datasets)]
     return Transcript(
         analysis=config.name,
         model=provider.model,
         provider=provider.name,
         system=build_system_prompt(summaries, python_version="3", timeout=config.sandbox.timeout,
-                                   max_output_chars=config.sandbox.max_output_chars),
+                                   max_output_chars=config.sandbox.max_output_chars)
+        + (RESULTS_SECTION if results else ""),
         prompt=config.prompt,
-        tools=[run_python_tool()],
+        tools=[run_python_tool(), *([submit_results_tool(results)] if results else [])],
         datasets=[r.to_dict() for r in reports],
         fingerprint={"sandbox": sandbox_settings(config.sandbox)},
         flow_run_id=flow_run_id,

@@ -533,6 +533,35 @@ class ConcurrencyConfig(Strict):
         "Unset: left as it is on the server (`analyst limits set sandboxes N`; no limit: not capped)."))
 
 
+RESULT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class ResultField(Strict):
+    """One value the analysis returns beside its report, checked against its type and bounds."""
+
+    type: Literal["number", "integer", "string", "boolean", "date", "list", "enum"] = Field(description=(
+        "number, integer, string, boolean, date (YYYY-MM-DD), list (a list of strings) or enum (one of `values`)."))
+    description: str = Field(min_length=1, description=(
+        "What the value is, for Claude (it is the field's description in the submit_results tool) and the report."))
+    unit: str | None = Field(None, description="Shown beside the value, e.g. 'EUR' or '%'.")
+    minimum: float | None = Field(None, description="For number and integer: the smallest value accepted.")
+    maximum: float | None = Field(None, description="For number and integer: the largest value accepted.")
+    values: list[str] | None = Field(None, min_length=1, description="For enum: the values accepted.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ResultField:
+        if self.type == "enum" and not self.values:
+            raise ValueError("type enum needs `values`: the list of values accepted")
+        if self.type != "enum" and self.values is not None:
+            raise ValueError(f"`values` is for type enum, not {self.type}; remove it or set type: enum")
+        bounded = [k for k in ("minimum", "maximum") if getattr(self, k) is not None]
+        if bounded and self.type not in ("number", "integer"):
+            raise ValueError(f"{' and '.join(bounded)}: bounds are for number and integer only, not {self.type}")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"minimum ({self.minimum:g}) is larger than maximum ({self.maximum:g})")
+        return self
+
+
 class AnalysisConfig(Strict):
     """One analysis: the data, the question, the model, the sandbox and when it runs."""
 
@@ -552,6 +581,10 @@ class AnalysisConfig(Strict):
         "and align (day, week, month). Used as {{ window.start }}, {{ window.end }} (exclusive) and "
         "{{ window.last_day }} in any string of the config. Default: none ({{ as_of }} still works)."))
     outputs: OutputsConfig = Field(default_factory=OutputsConfig, description="Where the results go.")
+    results: dict[str, ResultField] = Field(default_factory=dict, description=(
+        "Named values Claude returns beside its report, through the submit_results tool, checked with their "
+        "type and bounds: a mapping of snake_case names to fields. They go to results.json in the run folder, "
+        "the top of the report, the artifact <name>-results and the run's summary."))
     retries: int = Field(0, ge=0, le=10, description=(
         "Times Prefect runs a failed run again; each retry resumes where the failed attempt stopped."))
     retry_delay: float | str = Field("30s", description="Wait before each retry in whole seconds, e.g. '30s', '5m', 0.")
@@ -577,6 +610,15 @@ class AnalysisConfig(Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"dataset names must be unique; repeated: {', '.join(duplicates)}")
+        return value
+
+    @field_validator("results")
+    @classmethod
+    def _result_names(cls, value: dict[str, ResultField]) -> dict[str, ResultField]:
+        bad = [name for name in value if not RESULT_NAME.match(name)]
+        if bad:
+            raise ValueError(f"result names must be snake_case (lowercase letters, digits, underscores, starting "
+                             f"with a letter), e.g. 'total_revenue'; got {', '.join(repr(b) for b in bad)}")
         return value
 
     @field_validator("retry_delay")

@@ -115,7 +115,10 @@ class AnthropicProvider(ModelProvider):
             tools = [_without_cache_control(t) for t in request.tools]
             tools[-1]["cache_control"] = EPHEMERAL
             params["tools"] = tools
-            if not request.allow_tools:
+            if request.force_tool:
+                # The API refuses a forced tool together with extended thinking; runs do not enable thinking.
+                params["tool_choice"] = {"type": "tool", "name": request.force_tool}
+            elif not request.allow_tools:
                 # Tools stay defined (the cache prefix and the tool_use blocks in the history stay
                 # valid); the model just cannot call one this turn.
                 params["tool_choice"] = {"type": "none"}

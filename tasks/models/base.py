@@ -70,6 +70,7 @@ class ModelRequest:
     messages: list[Message]
     tools: list[ToolDefinition]
     allow_tools: bool = True  # False: the final-report turn, tools defined but not callable
+    force_tool: str | None = None  # the tool this turn must call (tool_choice type "tool")
 
 
 class ModelProvider(ABC):

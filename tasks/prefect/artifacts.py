@@ -21,8 +21,8 @@ from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
 from tasks.transcript import IterationRecord, Transcript
-from tasks.reports.markdown import (dataset_row, render_iteration_markdown, render_report_markdown,
-                                    status_line)
+from tasks.reports.markdown import dataset_row, render_iteration_markdown, render_report_markdown, status_line
+from tasks.results import results_rows, results_value
 
 T = TypeVar("T")
 MAX_FAILURE_ROWS = 500  # pandera can report a failure per row; the table is a sample, the logs have the rest
@@ -60,6 +60,20 @@ def publish_report(transcript: Transcript, run_dir: Path) -> UUID | None:
                                         description=f"{transcript.analysis}: {status_line(transcript)}", **_SYNC)
 
     return _quietly("report", publish)
+
+
+def publish_results(transcript: Transcript) -> UUID | None:
+    """The submitted results as a table (``<name>-results``), one row per value; none when there are none."""
+    if transcript.results is None:
+        return None
+
+    def publish() -> UUID:
+        rows = [{"result": r["name"], "value": results_value(r["value"]), "unit": r["unit"] or "",
+                 "description": r["description"]} for r in results_rows(transcript.tools, transcript.results or {})]
+        return create_table_artifact(table=rows, key=artifact_key(transcript.analysis, "results"),
+                                     description=f"{transcript.analysis}: results", **_SYNC)
+
+    return _quietly("results", publish)
 
 
 def publish_validation(name: str, dataset_reports: list[dict[str, Any]]) -> UUID | None:

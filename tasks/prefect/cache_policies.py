@@ -32,6 +32,8 @@ def turn_key(provider: ModelProvider, request: ModelRequest, scope: str) -> str:
         "scope": scope, "provider": provider.name, "model": provider.model, "max_tokens": provider.max_tokens,
         "system": request.system, "tools": request.tools, "messages": request.messages,
         "allow_tools": request.allow_tools,
+        # Only when set, so that the keys of turns stored before a config declared results still match.
+        **({"force_tool": request.force_tool} if request.force_tool else {}),
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode())
     return f"model-turn-{digest.hexdigest()}"

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from tasks.transcript import Transcript
-from tasks.prefect.artifacts import publish_report, publish_usage
+from tasks.prefect.artifacts import publish_report, publish_results, publish_usage
 from tasks.reports import write_run_reports
 
 
@@ -20,6 +20,7 @@ def collect_artifacts(transcript: Transcript, run_dir: Path) -> dict[str, Path]:
         written = write_run_reports(transcript, run_dir)
     finally:  # the artifacts render on their own: publish them even when a file failed
         publish_report(transcript, run_dir)
+        publish_results(transcript)
         publish_usage(transcript.analysis, transcript)
     get_run_logger().info("Report: %s", written["markdown"])
     return written

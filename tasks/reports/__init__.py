@@ -4,6 +4,7 @@ Its Prefect artifacts are in tasks/prefect/artifacts.py."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tasks.transcript import Transcript
@@ -11,6 +12,7 @@ from tasks.reports.html import render_report_html
 from tasks.reports.images import MiB, ChartEmbedder
 from tasks.reports.markdown import render_iteration_markdown, render_report_markdown
 from tasks.reports.notebook import build_notebook, write_notebook
+from tasks.results import RESULTS_FILE
 
 __all__ = [
     "build_notebook", "render_iteration_markdown", "render_report_html", "render_report_markdown",
@@ -30,7 +32,8 @@ class ReportsNotWritten(Exception):
 
 
 def write_run_reports(transcript: Transcript, run_dir: Path) -> dict[str, Path]:
-    """Write report.md (charts linked), report.html (charts embedded) and analysis.ipynb.
+    """Write report.md (charts linked), report.html (charts embedded), analysis.ipynb, and results.json
+    when Claude submitted results.
 
     Each file is written even if another fails; then ``ReportsNotWritten`` names those that failed.
     """
@@ -47,6 +50,10 @@ def write_run_reports(transcript: Transcript, run_dir: Path) -> dict[str, Path]:
             render_report_html(linked, transcript.analysis, charts, embedder.uri), encoding="utf-8"),
         "notebook": lambda: write_notebook(build_notebook(transcript, run_dir), paths["notebook"]),
     }
+    if transcript.results is not None:
+        paths["results"] = run_dir / RESULTS_FILE
+        writers["results"] = lambda: paths["results"].write_text(
+            json.dumps(transcript.results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     failures: dict[Path, BaseException] = {}
     for kind, write in writers.items():
         try:

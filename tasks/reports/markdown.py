@@ -16,15 +16,20 @@ from tasks.transcript import CellRecord, IterationRecord, Transcript
 from tasks.image_safety import name_stem
 from tasks.reports.images import MiB, ChartEmbedder
 from tasks.reports.safe_markdown import ChartRef, Segment, fence, safe_inline, safe_markdown
+from tasks.results import results_rows, results_value
 from tasks.text_safety import printable
 
 REPORT_BUDGET = 4 * MiB  # under Prefect Cloud's 5 MiB request cap, with room for the JSON envelope
+# What could make text in a table cell more than text: links and images ([ ]), emphasis, code, raw
+# HTML and entities, the cell's end (|), and the escape itself.
+_MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]<>|&~])")
 _NOTE_RESERVE = 300  # bytes kept back per chart for its heading or "omitted" note
 STATUS_TEXT = {
     "completed": "Completed",
     "max_iterations": "Stopped at the iteration limit",
     "budget_exceeded": "Stopped: budget exceeded",
     "refused": "Stopped: the model refused",
+    "results_invalid": "Stopped: no valid results",
     "failed": "Failed",
     "running": "Still running (partial report)",
 }
@@ -99,6 +104,20 @@ def _chart_matching(target: str, charts: list[str]) -> str | None:
         if stored == stem or stored.endswith(("-" + stem, "_" + stem)):
             return chart
     return None
+
+
+def _results_section(transcript: Transcript) -> str:
+    """The submitted values as a table; the values are the model's text, so every cell is escaped."""
+    lines = ["## Results", "", "| Result | Value | Description |", "|---|---:|---|"]
+    for row in results_rows(transcript.tools, transcript.results or {}):
+        value = results_value(row["value"]) + (f" {row['unit']}" if row["unit"] else "")
+        lines.append(f"| `{row['name']}` | {_cell(value)} | {_cell(row['description'])} |")  # a snake_case name
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """One line of text inside a table cell: every markdown and HTML character taken literally."""
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", " ".join(printable(text).split()))
 
 
 def _data_section(datasets: list[dict[str, Any]]) -> str:
@@ -187,6 +206,7 @@ def render_report_markdown(transcript: Transcript, run_dir: Path, *, embed: bool
             f"**Model:** `{transcript.model}` ({transcript.provider}) · **Started:** {transcript.started_at}"
             + (f" · **Finished:** {transcript.finished_at}" if transcript.finished_at else "") + "  ",
             run_time_line(transcript), "",
+            *([_results_section(transcript), ""] if transcript.results else []),
             "\n".join("> " + line for line in transcript.prompt.strip().splitlines()), "", "---", "", body, "")
     rest = [(n, c) for n, c in charts if c not in inline]
     if rest:

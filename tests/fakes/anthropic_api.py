@@ -18,7 +18,9 @@ Script: every ``POST /v1/messages`` consumes the next entry of a FIFO queue, in 
 
 - ``enqueue_text("...", stop_reason="end_turn")``: one text block.
 - ``enqueue_tool_use(code="...")``: one ``run_python_code`` call; ``code=["a", "b"]`` makes two calls in
-  the same turn; ``text="Let me look"`` puts a text block first; ``name=``/``inputs=[{...}]`` for other tools.
+  the same turn; ``text="Let me look"`` puts a text block first; ``name=``/``inputs=[{...}]`` for other tools;
+  ``results={...}`` adds a ``submit_results`` call.
+- ``enqueue_results({"total": 3.2})``: one ``submit_results`` call with those values (``text=`` too).
 - ``enqueue_turn(blocks, stop_reason=...)``: any blocks, built with ``text_block``, ``tool_use_block``,
   ``run_python``, ``thinking_block``; e.g. ``stop_reason="max_tokens"``, ``"pause_turn"``, ``"refusal"``,
   ``"model_context_window_exceeded"``.
@@ -43,8 +45,13 @@ Every request is first checked against the rules the real API enforces, and refu
 empty or whitespace-only text blocks, a final assistant message ending in whitespace, more than 4
 ``cache_control`` blocks, a ``tool_use`` not answered by ``tool_result`` blocks first in the next
 user message (or a ``tool_result`` with no ``tool_use`` before it), roles that do not alternate or a
-first message that is not the user's. (The API reference says the live API merges consecutive same-role messages;
-the loop never sends them, so the stand-in refuses them to catch a loop that would.)
+first message that is not the user's, a ``tool_choice`` whose type is not auto|any|tool|none, that
+names a tool not in ``tools``, that comes without tools, or that forces a tool with thinking enabled.
+(The API reference says the live API merges consecutive same-role messages; the loop never sends
+them, so the stand-in refuses them to catch a loop that would.) The thinking message is the API's
+own; the other ``tool_choice`` wordings are the stand-in's. A scripted turn that does not call the
+tool ``tool_choice`` forces (``tool``; any tool for ``any``) is refused with a 400 too: the real API
+always calls it, so such a script is a mistake in the test.
 
 ``FakeAnthropicAPI(context_window=N)`` (or setting ``api.context_window``) answers a request whose
 input is over N tokens with the API's 400 ``invalid_request_error`` "prompt is too long: X tokens >
@@ -94,6 +101,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 RUN_PYTHON_TOOL = "run_python_code"
+SUBMIT_RESULTS_TOOL = "submit_results"
 RAW_INPUT = "_fake_raw_input"  # a tool_use block's input as streamed text, sent verbatim
 
 ERROR_TYPES = {
@@ -266,15 +274,23 @@ class FakeAnthropicAPI:
 
     def enqueue_tool_use(self, code: str | list[str] | None = None, *, text: str | None = None,
                          name: str = RUN_PYTHON_TOOL, inputs: list[dict[str, Any]] | None = None,
-                         stop_reason: str = "tool_use", **kwargs: Any) -> FakeAnthropicAPI:
-        """One turn with one or more tool calls: ``code="..."``, ``code=[...]`` or ``inputs=[{...}, ...]``."""
+                         results: dict[str, Any] | None = None, stop_reason: str = "tool_use",
+                         **kwargs: Any) -> FakeAnthropicAPI:
+        """One turn with one or more tool calls: ``code="..."``, ``code=[...]`` or ``inputs=[{...}, ...]``;
+        ``results={...}`` adds a ``submit_results`` call with those values after them."""
         if inputs is None:
             codes = [code] if isinstance(code, str) else list(code or [])
             inputs = [{"code": c} for c in codes]
         if not inputs:
             raise ValueError("enqueue_tool_use needs code=... or inputs=[...]")
         blocks = ([text_block(text)] if text else []) + [tool_use_block(name, i) for i in inputs]
+        if results is not None:
+            blocks.append(tool_use_block(SUBMIT_RESULTS_TOOL, results))
         return self.enqueue_turn(blocks, stop_reason, **kwargs)
+
+    def enqueue_results(self, values: dict[str, Any], *, text: str | None = None, **kwargs: Any) -> FakeAnthropicAPI:
+        """One ``submit_results`` call with ``values`` as its input (valid or not: the loop checks it)."""
+        return self.enqueue_tool_use(name=SUBMIT_RESULTS_TOOL, inputs=[values], text=text, **kwargs)
 
     def enqueue_error(self, status: int, *, retry_after: float | None = None, error_type: str | None = None,
                       message: str | None = None, headers: dict[str, str] | None = None) -> FakeAnthropicAPI:
@@ -404,7 +420,7 @@ def request_problem(body: dict[str, Any]) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list):
         return None
-    for check in (_roles_problem, _text_problem, _tool_result_problem, _cache_control_problem):
+    for check in (_roles_problem, _text_problem, _tool_result_problem, _cache_control_problem, _tool_choice_problem):
         if problem := check(body, messages):
             return problem
     return None
@@ -476,6 +492,47 @@ def _cache_control_problem(body: dict[str, Any], messages: list[Any]) -> str | N
     found = sum(1 for b in blocks if isinstance(b, dict) and b.get("cache_control"))
     if found > MAX_CACHE_CONTROL_BLOCKS:
         return f"A maximum of {MAX_CACHE_CONTROL_BLOCKS} blocks with cache_control may be provided. Found {found}."
+    return None
+
+
+TOOL_CHOICE_TYPES = ("auto", "any", "tool", "none")
+
+
+def _tool_choice_problem(body: dict[str, Any], messages: list[Any]) -> str | None:
+    choice = body.get("tool_choice")
+    if choice is None:
+        return None
+    if not isinstance(choice, dict) or choice.get("type") not in TOOL_CHOICE_TYPES:
+        given = choice.get("type") if isinstance(choice, dict) else choice
+        return (f"tool_choice.type: Input tag {given!r} found using 'type' does not match any of the expected tags: "
+                f"{', '.join(repr(t) for t in TOOL_CHOICE_TYPES)}")
+    names = [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
+    if choice["type"] != "none" and not names:
+        return "tool_choice: tool_choice may only be specified while providing tools"
+    if choice["type"] == "tool":
+        if not isinstance(choice.get("name"), str):
+            return "tool_choice.tool.name: Field required"
+        if choice["name"] not in names:
+            return f"tool_choice.name: tool {choice['name']!r} was not found in the tools provided"
+    thinking = body.get("thinking")
+    if choice["type"] in ("any", "tool") and isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    return None
+
+
+def script_problem(body: dict[str, Any], blocks: list[dict[str, Any]]) -> str | None:
+    """Why a scripted turn could not be the real API's answer to this request's ``tool_choice``: the
+    API always calls the tool it is forced to (``tool``), or some tool (``any``). A script that does
+    not is a mistake in the test, refused rather than replayed."""
+    choice = body.get("tool_choice")
+    called = [b.get("name") for b in blocks if b.get("type") == "tool_use"]
+    if not isinstance(choice, dict):
+        return None
+    if choice.get("type") == "tool" and choice.get("name") not in called:
+        return (f"FakeAnthropicAPI: tool_choice forces {choice.get('name')!r} but the scripted turn calls "
+                f"{', '.join(map(repr, called)) or 'no tool'}")
+    if choice.get("type") == "any" and not called:
+        return "FakeAnthropicAPI: tool_choice 'any' forces a tool call but the scripted turn calls none"
     return None
 
 
@@ -578,6 +635,8 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if not isinstance(body, dict):
             return self._send_error(400, "invalid_request_error", "expected a JSON object body", record)
+        if problem := script_problem(body, entry.blocks):
+            return self._send_error(400, "invalid_request_error", problem, record)
         self.api.last_prompt_tokens = self.api.prompt_tokens(body)
         usage = {**self.api.input_usage(body), "output_tokens": self.api.output_tokens(entry.blocks),
                  "service_tier": "standard"}

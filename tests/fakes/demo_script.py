@@ -17,7 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "retail-sales.yaml"
 TRANSCRIPT = ROOT / "configs" / "retail-sales.transcript.json"
 
-TURNS: list[tuple[str, str | None]] = [  # (Claude's text, the code it runs; None: the final answer)
+# The results the demo config declares, as Claude submits them before its report: each value is printed
+# by a cell above (total revenue and the change in turn 2, the east's step in turn 4).
+RESULTS = {"total_revenue": 3385047, "revenue_change_pct": 19.3, "best_region": "east", "sudden_changes": 1}
+
+# (Claude's text, the code it runs; RESULTS: the submit_results call; None: the final answer)
+TURNS: list[tuple[str, str | dict | None]] = [
     ("I'll load the sales data and check its shape, types and date range first.", """\
 import pandas as pd
 df = pd.read_csv("data/sales.csv", parse_dates=["date"])
@@ -33,7 +38,8 @@ print(f"total revenue: {total:,.0f}")
 print((by_region / total * 100).round(1).rename("share %"))
 print((by_product / total * 100).round(1).rename("share %"))
 yearly = df.pivot_table(index="region", columns=df["date"].dt.year, values="revenue", aggfunc="sum")
-print(((yearly[2025] / yearly[2024] - 1) * 100).round(1).rename("growth 2025 vs 2024 %"))"""),
+print(((yearly[2025] / yearly[2024] - 1) * 100).round(1).rename("growth 2025 vs 2024 %"))
+print(f"all regions, 2025 vs 2024: {(yearly[2025].sum() / yearly[2024].sum() - 1) * 100:+.1f}%")"""),
     ("East leads and grew far faster than the others in 2025. Let me chart monthly revenue by region.", """\
 import matplotlib.pyplot as plt
 monthly = df.set_index("date").groupby("region")["revenue"].resample("MS").sum().unstack(0)
@@ -65,6 +71,7 @@ axes[1].set_ylabel("revenue")
 fig.tight_layout()
 print((by_month / by_month.mean()).round(2).to_dict())
 print("weekend / weekday revenue per day:", round(by_weekday[5:].mean() / by_weekday[:5].mean(), 2))"""),
+    ("I have the evidence: submitting the results before the report.", RESULTS),
     ("""\
 # Café sales: what drives revenue
 
@@ -116,6 +123,8 @@ def record() -> Path:
         for text, code in TURNS:
             if code is None:
                 api.enqueue_text(text)
+            elif isinstance(code, dict):
+                api.enqueue_results(code, text=text)
             else:
                 api.enqueue_tool_use(code=code, text=text)
         result = analyze(str(CONFIG), {"model.base_url": api.base_url, "outputs.dir": out})

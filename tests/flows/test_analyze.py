@@ -16,6 +16,7 @@ from flows.analysis import analyze
 from tasks.transcript import Transcript
 from tasks.errors import ModelError
 from tasks.prefect.validate import DataInvalid
+from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
 
 pytestmark = pytest.mark.slow
 
@@ -62,14 +63,17 @@ def test_the_demo_config_runs_end_to_end_with_artifacts(env, anthropic_api) -> N
     anthropic_api.enqueue_tool_use(code=["by_region = df.groupby('region').revenue.sum()",
                                          "import matplotlib.pyplot as plt\nby_region.plot.bar(title='By region')"])
     anthropic_api.enqueue_text("# Report\nEast leads; see *By region*.")
+    anthropic_api.enqueue_results(DEMO_RESULTS)  # the demo declares results: asked for after the report
     before = bwrap_processes()
 
     result = analyze(str(DEMO), env)
 
-    assert result["status"] == "completed" and result["iterations"] == 3
+    assert result["status"] == "completed" and result["iterations"] == 4
+    assert anthropic_api.bodies[3]["tool_choice"] == {"type": "tool", "name": "submit_results"}
+    assert result["results"] == DEMO_RESULTS
     run_dir = Path(result["run_dir"])
     assert run_dir.parent == Path(env["outputs.dir"]) / "retail-sales"
-    for name in ("report.md", "report.html", "analysis.ipynb", "transcript.json"):
+    for name in ("report.md", "report.html", "analysis.ipynb", "transcript.json", "results.json"):
         assert (run_dir / name).is_file(), name
     assert result["charts"] == ["charts/iteration-02-chart-1.png"]
     assert "East leads" in (run_dir / "report.md").read_text()
@@ -83,13 +87,15 @@ def test_the_demo_config_runs_end_to_end_with_artifacts(env, anthropic_api) -> N
 
     found = artifacts(result["flow_run_id"])
     assert {"retail-sales-report", "retail-sales-validation", "retail-sales-iteration-1",
-            "retail-sales-iteration-2", "retail-sales-iteration-3", "retail-sales-usage"} <= set(found)
+            "retail-sales-iteration-2", "retail-sales-iteration-3", "retail-sales-usage",
+            "retail-sales-results"} <= set(found)
+    assert found["retail-sales-results"].type == "table" and "best_region" in str(found["retail-sales-results"].data)
     assert "data:image/png;base64," in found["retail-sales-report"].data
     assert found["retail-sales-report"].type == "markdown"
     progress = [a for a in found.values() if a.type == "progress"]
     assert progress and progress[0].data == 100
     names = task_run_names(result["flow_run_id"])
-    assert {"iteration-1", "iteration-2", "iteration-3"} <= set(names)
+    assert {"iteration-1", "iteration-2", "iteration-3"} <= set(names)  # the results turn runs in iteration-3's task
     assert any(n.startswith("teardown-sandbox") for n in names)
     assert bwrap_processes() - before == set()  # the sandbox is gone
 
@@ -136,3 +142,9 @@ def test_replay_runs_the_shipped_transcript_again(env, anthropic_api) -> None:
     assert transcript["provider"] == "replay"
     assert all(c["error"] is None for i in transcript["iterations"] for c in i["cells"])
     assert anthropic_api.requests == []
+    # The demo's results: in the summary, results.json, and at the top of the report.
+    assert result["results"] == transcript["results"] == {"total_revenue": 3385047, "revenue_change_pct": 19.3,
+                                                           "best_region": "east", "sudden_changes": 1}
+    assert json.loads((run_dir / "results.json").read_text()) == result["results"]
+    report = (run_dir / "report.md").read_text()
+    assert report.index("## Results") < report.index("# Café sales") and "| `revenue_change_pct` | 19.3 % |" in report

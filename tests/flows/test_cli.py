@@ -80,7 +80,9 @@ def test_run_json_replay(cli, prefect_api, tmp_path) -> None:
     result = cli("run", DEMO, "--replay", TRANSCRIPT, "--json", "--set", f"outputs.dir={tmp_path}")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["status"] == "completed" and summary["iterations"] == 6
+    assert summary["status"] == "completed" and summary["iterations"] == 7
+    assert summary["results"] == {"total_revenue": 3385047, "revenue_change_pct": 19.3, "best_region": "east",
+                                  "sudden_changes": 1}
     assert summary["ui_url"].startswith(prefect_api.removesuffix("/api"))
     assert summary["flow_run_id"] in summary["ui_url"]
     assert Path(summary["report"]).is_file() and summary["cost_usd"] == 0
@@ -155,6 +157,8 @@ def test_run_prints_a_folder_with_brackets_whole(cli, prefect_api, tmp_path) -> 
     assert folder.startswith(str(outputs)) and Path(folder).is_dir()
     report = next(line.removeprefix("report: ") for line in lines if line.startswith("report: "))
     assert Path(report).is_file()
+    assert "results: total_revenue = 3,385,047, revenue_change_pct = 19.3, best_region = east, sudden_changes = 1" \
+        in lines
     assert any(line.startswith("Prefect UI: http") and line.count("/") >= 6 for line in lines)
 
 

@@ -20,17 +20,19 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.analysis import analyze
 from tasks.transcript import Transcript
+from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "retail-sales.yaml"
 
 
-def script_iterations(api, first: int, last: int) -> None:
-    """Iteration n runs one cell; iteration 2 defines `base`, which iteration 6 uses."""
+def script_iterations(api, first: int, last: int, results_at: int = 6) -> None:
+    """Iteration n runs one cell; iteration 2 defines `base`, which iteration 6 uses. The demo declares
+    results: iteration ``results_at`` submits them too."""
     codes = {1: "x = 21\nprint('one')", 2: "base = 2\nprint('two')", 3: "print('three')",
              4: "print('four')", 5: "print('five')", 6: "print(base * x)"}
     for n in range(first, last + 1):
-        api.enqueue_tool_use(code=codes[n])
+        api.enqueue_tool_use(code=codes[n], results=DEMO_RESULTS if n == results_at else None)
 
 
 @pytest.fixture
@@ -323,7 +325,7 @@ def test_a_retry_of_a_run_whose_transcript_had_ended_cleans_up_and_completes(env
     from prefect.client.schemas.objects import State, StateType
     from prefect.flow_engine import run_flow
 
-    script_iterations(anthropic_api, 1, 1)
+    script_iterations(anthropic_api, 1, 1, results_at=1)
     anthropic_api.enqueue_text("# Report\nDone.")
     first = analyze(str(DEMO), env)
     run_dir = Path(first["run_dir"])

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import anthropic
+import httpx
 import pytest
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
@@ -183,6 +184,37 @@ def test_final_report_turn_keeps_tools_but_forbids_calls(anthropic_api):
     body = anthropic_api.bodies[0]
     assert body["tool_choice"] == {"type": "none"}
     assert [t["name"] for t in body["tools"]] == ["run_python_code"]
+
+
+def test_a_forced_tool_is_sent_as_tool_choice(anthropic_api):
+    anthropic_api.enqueue_tool_use(code="print(1)")
+    turn = provider_for(anthropic_api).next_turn(request(force_tool="run_python_code"))
+    assert anthropic_api.bodies[0]["tool_choice"] == {"type": "tool", "name": "run_python_code"}
+    assert "thinking" not in anthropic_api.bodies[0]  # the API refuses a forced tool with thinking on
+    assert turn.tool_calls[0]["name"] == "run_python_code"
+
+
+def test_forcing_a_tool_that_is_not_defined_is_refused(anthropic_api):
+    anthropic_api.enqueue_tool_use(code="print(1)")
+    with pytest.raises(ModelError, match="'submit_results' was not found in the tools provided"):
+        provider_for(anthropic_api).next_turn(request(force_tool="submit_results"))
+    assert anthropic_api.pending == 1  # refused before any scripted answer
+
+
+@pytest.mark.parametrize(("changes", "problem"), [
+    ({"tool_choice": {"type": "required"}}, "Input tag 'required' found using 'type' does not match"),
+    ({"tool_choice": {"type": "tool"}}, "tool_choice.tool.name: Field required"),
+    ({"tool_choice": {"type": "any"}, "tools": []}, "tool_choice may only be specified while providing tools"),
+    ({"tool_choice": {"type": "any"}, "thinking": {"type": "enabled", "budget_tokens": 1024}},
+     "Thinking may not be enabled when tool_choice forces tool use."),
+])
+def test_the_stand_in_checks_tool_choice_like_the_api(anthropic_api, changes, problem):
+    body = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}],
+            "tools": tool_definitions(), **changes}
+    answer = httpx.post(f"{anthropic_api.base_url}/v1/messages", json=body)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["type"] == "invalid_request_error" and problem in error["message"]
 
 
 # --- retries: the SDK's, for request-level failures ------------------------------------------------

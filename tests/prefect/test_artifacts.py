@@ -8,8 +8,9 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from tasks.prefect.artifacts import (create_progress, publish_iteration, publish_report, publish_usage,
-                                    publish_validation, update_progress)
+from tasks.prefect.artifacts import (create_progress, publish_iteration, publish_report, publish_results,
+                                    publish_usage, publish_validation, update_progress)
+from tests.reports.test_results_section import with_results
 
 pytestmark = pytest.mark.slow
 
@@ -57,3 +58,19 @@ def test_publish_functions_create_artifacts(transcript, run_dir):
     assert usage.type == "table" and "total" in usage.data and "cache_write" in usage.data
     progress = read_latest("monthly-sales-review-progress")
     assert progress.type == "progress" and float(progress.data) == 100.0
+
+
+def test_results_are_a_table_artifact(transcript, run_dir):
+    @flow(name="publish-results-test")
+    def publish() -> object:
+        assert publish_results(transcript) is None  # no results submitted: no artifact
+        return publish_results(with_results(transcript, {"total_revenue": 3391234.5, "best_region": "east",
+                                                         "drivers": ["sandwich", "latte"]}))
+
+    assert publish() is not None
+    results = read_latest("monthly-sales-review-results")
+    assert results.type == "table" and results.description == "Monthly Sales Review: results"
+    rows = results.data if isinstance(results.data, list) else __import__("json").loads(results.data)
+    assert rows[0] == {"result": "total_revenue", "value": "3,391,234", "unit": "EUR",
+                       "description": "Revenue | all regions"}
+    assert [r["value"] for r in rows[1:]] == ["east", "sandwich, latte"]

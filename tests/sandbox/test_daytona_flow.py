@@ -15,6 +15,7 @@ from tasks.config.loading import load_config
 from tasks.errors import SandboxError
 from tasks.prefect.provision import provision_sandbox
 from tasks.prefect.secret_blocks import read_secret_block
+from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ def test_a_daytona_flow_run_completes_with_charts(prefect_api, anthropic_api, da
     anthropic_api.enqueue_tool_use(code="import pandas as pd\ndf = pd.read_csv('data/sales.csv')\nprint(len(df))")
     anthropic_api.enqueue_tool_use(code=["by_region = df.groupby('region').revenue.sum()",
                                          "import matplotlib.pyplot as plt\nby_region.plot.bar(title='By region')\n"
-                                         "plt.savefig('outputs/by-region.png')"])
+                                         "plt.savefig('outputs/by-region.png')"], results=DEMO_RESULTS)
     anthropic_api.enqueue_text("# Report\nEast leads; see *By region*.")
 
     result = analyze(str(DEMO), {"model.base_url": anthropic_api.base_url, "outputs.dir": str(tmp_path / "out"),

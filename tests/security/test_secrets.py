@@ -22,6 +22,7 @@ import pytest
 
 from tasks.sandbox.local.bubblewrap import python_roots
 from tasks.transcript import Transcript
+from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
 from tests.fakes.anthropic_api import FakeAnthropicAPI
 from tests.fakes.daytona_api import FakeDaytonaAPI
 from tests.security import outputs
@@ -98,7 +99,7 @@ def daytona_probe() -> str:
 
 def run_analysis(cli, config: Path, model_api: FakeAnthropicAPI, tmp_path: Path, probe: str,
                  *sets: str) -> tuple[dict, str]:
-    model_api.enqueue_tool_use(code=probe, text="First, what is in this environment?")
+    model_api.enqueue_tool_use(code=probe, text="First, what is in this environment?", results=DEMO_RESULTS)
     model_api.enqueue_text("# Report\nNothing to report.")
     result = cli("run", config, "--json", "--set", f"model.base_url={model_api.base_url}",
                  "--set", f"outputs.dir={tmp_path / 'out'}", *[a for s in sets for a in ("--set", s)])
