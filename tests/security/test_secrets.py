@@ -101,8 +101,8 @@ def run_analysis(cli, config: Path, model_api: FakeAnthropicAPI, tmp_path: Path,
                  *sets: str) -> tuple[dict, str]:
     model_api.enqueue_tool_use(code=probe, text="First, what is in this environment?", results=DEMO_RESULTS)
     model_api.enqueue_text("# Report\nNothing to report.")
-    # The probe's JSON lists every file it can see (the shared bytecode cache's grow from run to run):
-    # it must reach the transcript whole, past the usual cut of what goes back to the model.
+    # The probe's JSON lists every file it can see (18,581 to 133K characters seen across runs): it must
+    # reach the transcript whole, past the usual cut of what goes back to the model.
     result = cli("run", config, "--json", "--set", f"model.base_url={model_api.base_url}",
                  "--set", f"outputs.dir={tmp_path / 'out'}", "--set", "sandbox.max_output_chars=5000000",
                  *[a for s in sets for a in ("--set", s)])
