@@ -9,6 +9,8 @@ from rich.status import Status
 from rich.text import Text
 
 from tasks.agent import events
+from tasks.models.base import RUN_PYTHON_TOOL
+from tasks.results import SUBMIT_RESULTS_TOOL
 from tasks.text_safety import printable
 
 
@@ -64,8 +66,10 @@ class LiveProgress:
             self.tokens += turn.usage.total_tokens
             self.cost += turn.cost_usd or 0.0
             first_line = next((line for line in printable(data["text"]).splitlines() if line.strip()), "")
-            calls = len(turn.tool_calls)
-            action = f"runs {calls} code cell{'s' if calls > 1 else ''}" if calls else "answers"
+            names = [call.get("name") for call in turn.tool_calls]
+            calls = names.count(RUN_PYTHON_TOOL)
+            action = (f"runs {calls} code cell{'s' if calls > 1 else ''}" if calls
+                      else "submits the results" if SUBMIT_RESULTS_TOOL in names else "answers")
             spent = f" ({self.tokens:,} tokens, ${self.cost:.4f} so far)" if self.tokens else ""  # replay: none
             self._say((f"iteration {data['iteration']}", "cyan"), f" Claude {action}",
                       f": {_clip(first_line)}" if first_line else "", (spent, "dim"))

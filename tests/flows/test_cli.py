@@ -112,7 +112,8 @@ def test_progress_strips_terminal_escapes_and_never_reads_markup(tmp_path) -> No
     out = StringIO()
     progress = LiveProgress(Console(file=out, width=200, soft_wrap=True), "demo", 3)
     run_dir = str(tmp_path / "[/x] out [old]")
-    turn = SimpleNamespace(usage=SimpleNamespace(total_tokens=0), cost_usd=None, tool_calls=[1])
+    turn = SimpleNamespace(usage=SimpleNamespace(total_tokens=0), cost_usd=None,
+                           tool_calls=[{"name": "run_python_code"}])
     cell = SimpleNamespace(charts=[], error={"name": "Err\x1b[31m", "message": HOSTILE}, timed_out=False,
                            duration_s=0.1)
     with events.listening(progress._on_event):
@@ -123,6 +124,27 @@ def test_progress_strips_terminal_escapes_and_never_reads_markup(tmp_path) -> No
     assert f"run folder {run_dir}" in printed
     assert "[/x] [old] df[[\"a\"]]" in printed and "Err:" in printed
     assert not any(c in printed for c in "\x1b\x07\r\u202e"), repr(printed)
+
+
+def test_progress_names_a_results_submission_as_such() -> None:
+    from io import StringIO
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from cli.progress import LiveProgress
+    from tasks.agent import events
+
+    out = StringIO()
+    progress = LiveProgress(Console(file=out, width=200, soft_wrap=True), "demo", 3)
+    usage = SimpleNamespace(total_tokens=0)
+    with events.listening(progress._on_event):
+        for number, calls in enumerate(([{"name": "run_python_code"}] * 2, [{"name": "submit_results"}], []), 1):
+            turn = SimpleNamespace(usage=usage, cost_usd=None, tool_calls=calls)
+            events.emit("model_turn", {"iteration": number, "turn": turn, "text": "t"})
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("iteration")]
+    assert [line.split(" Claude ")[1] for line in lines] == ["runs 2 code cells: t", "submits the results: t",
+                                                             "answers: t"]
 
 
 def test_a_failing_listener_never_fails_the_run() -> None:
