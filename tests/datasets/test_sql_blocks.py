@@ -75,7 +75,7 @@ def test_analyst_validate_reads_the_rows_through_a_block(kind, shop_database, pr
 
 
 def test_the_validate_step_reads_the_rows_through_a_connector_block(shop_database, prefect_api, tmp_path):
-    from tasks.validate import validate_datasets
+    from tasks.prefect.validate import validate_datasets
 
     loaded = load_config(_config(tmp_path, _save_connector(shop_database, shop_database.password)))
     [report] = validate_datasets(loaded)

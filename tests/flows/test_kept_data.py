@@ -11,6 +11,7 @@ import pytest
 
 from flows.analysis import analyze
 from tasks.transcript import Transcript
+from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
 from tests.flows.test_resume import copy_demo
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def test_a_replay_runs_on_the_kept_rows_after_the_source_changed(env, anthropic_
     config = copy_demo(tmp_path / "configs")
     data = tmp_path / "configs" / "data" / "retail_sales.csv"
     rows = len(data.read_text().splitlines()) - 1
-    anthropic_api.enqueue_tool_use(code=COUNT_ROWS)
+    anthropic_api.enqueue_tool_use(code=COUNT_ROWS, results=DEMO_RESULTS)
     anthropic_api.enqueue_text("# Report\nCounted the rows.")
     first = analyze(str(config), env | {"outputs.keep_data": True})
     run_dir = Path(first["run_dir"])
@@ -77,7 +78,7 @@ def test_a_resume_goes_on_with_the_kept_data_when_the_source_changed(env, anthro
     [run_dir] = (Path(env["outputs.dir"]) / "retail-sales").iterdir()
 
     add_rows(data, 5)  # read from the source, these rows would change the system prompt and the hash
-    anthropic_api.enqueue_tool_use(code=COUNT_ROWS)
+    anthropic_api.enqueue_tool_use(code=COUNT_ROWS, results=DEMO_RESULTS)
     anthropic_api.enqueue_text("# Report\nCounted the rows twice.")
     resumed = analyze(str(config), keep, resume=str(run_dir))
     assert resumed["status"] == "completed"

@@ -20,6 +20,7 @@ from prefect_email import EmailServerCredentials
 from flows.analysis import analyze
 from tasks.errors import ModelError
 from tasks.prefect.validate import DataInvalid
+from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
 from tests.fakes.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.slow
@@ -93,7 +94,7 @@ def assert_no_secret(*texts: str) -> None:
 
 
 def test_a_completed_run_is_announced_by_webhook_and_email(env, anthropic_api, hook, mailbox) -> None:
-    anthropic_api.enqueue_tool_use(code="print(1)", text="Loading.")
+    anthropic_api.enqueue_tool_use(code="print(1)", text="Loading.", results=DEMO_RESULTS)
     anthropic_api.enqueue_text("# Report\nEast leads.")
 
     result = analyze(str(DEMO), env)
