@@ -1,23 +1,22 @@
 """The local Prefect server that `analyst run` uses when PREFECT_API_URL is not set.
 
 Prefect's temporary ("ephemeral") server costs 13-20 s per run; a server started once in the
-background and reused costs ~1.6 s for a 10-task flow. So the default is Prefect's own background
-server, one per project: ``prefect server start --background`` with PREFECT_HOME
-``$ANALYST_HOME/prefect`` (default ``./.analyst/prefect``; Prefect keeps its pid in ``server.pid``
-there) and SQLite in the same folder. Added here, as Prefect lacks them: the port (127.0.0.1:4200
-or the next free one; ``ANALYST_SERVER_PORT`` picks another), kept with the pid in ``server.json``
-so that every `analyst run` finds and reuses the server in milliseconds, without a Prefect CLI;
-``server.lock`` (fcntl.flock), so that two processes do not start two servers; an environment
-without the caller's API keys; a start that waits on /api/health and notices a server that died
-(``prefect server status --wait`` only polls the health, once a second, until its timeout); a stop
-that waits, then SIGKILLs. ``server.log`` gets the output of ``prefect server start``; the
-server's own output goes to a pipe of that command and is lost once it returns (Prefect's choice):
-to see why a server dies at start, run ``prefect server start`` in the foreground.
+background and reused costs ~1.6 s for a 10-task flow. So the default is one detached
+`prefect server start` per project, on SQLite under ``$ANALYST_HOME/prefect`` (default
+``./.analyst/prefect``), on 127.0.0.1:4200 or the next free port (``ANALYST_SERVER_PORT`` picks
+another preferred port). Its pid and port live in ``server.json`` there; ``server.lock``
+(fcntl.flock) keeps two processes from starting two servers.
 
 Prefect reads its settings once, at import (``prefect.context.GLOBAL_SETTINGS_CONTEXT``): setting
 ``os.environ["PREFECT_API_URL"]`` afterwards changes nothing. ``use_api_url`` sets the environment
 (for this process and its children) and then calls ``prefect.context.refresh_global_settings_context()``
 (prefect 3.9), and checks that ``get_current_settings().api.url`` is the new URL.
+
+Why not Prefect's own ``prefect server start --background`` (3.9): it was tried. It pipes the
+server's output to the CLI process that started it, which exits at once, so the server keeps no log;
+it imports the server twice, so a cold start takes longer; and with it the test that restarts the
+server mid-run (tests/faults/test_orchestration.py) failed in 2 of 3 full runs: the run's client did
+not reach the restarted server again (cause not found). Here the server's output goes to server.log.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -35,17 +35,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from tasks.errors import AnalystError
 from tasks.secrets import SECRET_NAME
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
 PORT_SEARCH = 20  # try DEFAULT_PORT .. DEFAULT_PORT + 19
-# A cold start imports the server twice (the CLI, then its background process): 11 s seen on a quiet machine,
-# 40-57 s on 2 busy cores.
-START_TIMEOUT = 120.0
+START_TIMEOUT = 120.0  # a cold start took 40-57 s on 2 busy cores
 STOP_TIMEOUT = 10.0
 
 
@@ -60,14 +56,12 @@ class Paths:
     lock: Path
     log: Path
     db: Path
-    prefect_pid: Path  # Prefect's own, written by `prefect server start --background`
 
 
 def paths() -> Paths:
     base = Path(os.environ.get("ANALYST_HOME") or Path.cwd() / ".analyst")
     home = base.expanduser().resolve() / "prefect"
-    return Paths(home, home / "server.json", home / "server.lock", home / "server.log", home / "prefect.db",
-                 home / "server.pid")
+    return Paths(home, home / "server.json", home / "server.lock", home / "server.log", home / "prefect.db")
 
 
 def preferred_port() -> int:
@@ -105,28 +99,32 @@ def api_url_for(port: int) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:  # a zombie still has its pid but is gone
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
+    try:  # reap it if it is our own child that has exited (else it lingers as a zombie)
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
-    except psutil.AccessDenied:
+    except PermissionError:
+        return True
+    try:  # a zombie answers kill(0) but is gone
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return True
 
 
 def _is_our_server(pid: int, port: int) -> bool:
-    """The pid still belongs to a Prefect server on `port` (not a reused pid): the uvicorn process that
-    `prefect server start --background` runs, or a `prefect server start` in the foreground."""
+    """The pid still belongs to a `prefect server start --port <port>` (not a reused pid)."""
     if not _pid_alive(pid):
         return False
     try:
-        argv = psutil.Process(pid).cmdline()
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True
-    runs_server = (any(a.startswith("prefect.server.") for a in argv)
-                   or ("server" in argv and any("prefect" in a for a in argv)))
-    return runs_server and str(port) in argv
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return True  # no /proc (macOS): trust the pid
+    return any("prefect" in a for a in argv) and "server" in argv and str(port) in argv
 
 
 def _port_free(port: int) -> bool:
@@ -194,8 +192,8 @@ def status() -> ServerStatus:
     st = _read_state(p)
     if st is None:
         port = preferred_port()
-        note = "" if _port_free(port) else (f"port {port} is held by another program; "
-                                            "a new server would use the next free port")
+        note = "" if _port_free(port) else (f"port {port} is held by another program; a new server would use "
+                                            "the next free port")
         return ServerStatus("stopped", None, None, None, p.db, p.log, note)
     pid, port = st["pid"], st["port"]
     url = api_url_for(port)
@@ -244,24 +242,6 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def _prefect_server_start(p: Paths, port: int) -> int:
-    """`prefect server start --background` for the server's home; its output goes to the server log."""
-    with open(p.log, "ab") as log:
-        return subprocess.run(
-            [sys.executable, "-m", "prefect", "server", "start", "--background", "--host", HOST, "--port", str(port)],
-            env=_server_env(p, port), cwd=p.home,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # the server it starts is in this session: a Ctrl-C of the CLI does not reach it
-        ).returncode
-
-
-def _read_prefect_pid(p: Paths) -> int | None:
-    try:
-        return int(p.prefect_pid.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def start(timeout: float = START_TIMEOUT) -> ServerStatus:
     """Start the local server unless it runs already; wait until /api/health answers."""
     p = paths()
@@ -275,60 +255,61 @@ def _start_locked(p: Paths, timeout: float) -> ServerStatus:
         return current
     if current.state == "unhealthy":  # alive but not answering: give it the same time a start gets
         assert current.pid is not None and current.port is not None  # an unhealthy server has both
-        _wait_healthy(p, current.pid, current.port, timeout, started=False)
+        _wait_healthy(p, current.pid, current.port, timeout, proc=None)
         return status()
     p.state.unlink(missing_ok=True)  # stale or absent
-    if (pid := _read_prefect_pid(p)) is None or not _pid_alive(pid):
-        p.prefect_pid.unlink(missing_ok=True)  # Prefect refuses to start while its pid file exists
     port = choose_port()
     with open(p.log, "ab") as log:
         log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} analyst starts prefect server on port {port}\n".encode())
-    code = _prefect_server_start(p, port)
-    pid = _read_prefect_pid(p)
-    if code != 0 or pid is None:
-        raise ServerError(f"`prefect server start --background` failed (exit {code}); see {p.log}:\n{_tail(p.log)}")
-    _write_state(p, {"pid": pid, "port": port, "url": api_url_for(port), "started_at": time.time()})
-    _wait_healthy(p, pid, port, timeout, started=True)
+        log.flush()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", HOST, "--port", str(port)],
+            env=_server_env(p, port), cwd=p.home, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the CLI; stop() signals its process group
+        )
+    _write_state(p, {"pid": proc.pid, "port": port, "url": api_url_for(port), "started_at": time.time()})
+    _wait_healthy(p, proc.pid, port, timeout, proc)
     return status()
 
 
-def _wait_healthy(p: Paths, pid: int, port: int, timeout: float, *, started: bool) -> None:
+def _wait_healthy(p: Paths, pid: int, port: int, timeout: float, proc: subprocess.Popen | None) -> None:
     url, deadline = api_url_for(port), time.monotonic() + timeout
     while time.monotonic() < deadline:
         if healthy(url, timeout=1.0):
             return
-        if not _pid_alive(pid):
+        if (proc.poll() is not None) if proc else not _pid_alive(pid):
             p.state.unlink(missing_ok=True)
-            p.prefect_pid.unlink(missing_ok=True)
-            raise ServerError(f"the Prefect server exited while starting; to see why, run it in the foreground: "
-                              f"PREFECT_HOME={p.home} prefect server start --port {port}")
+            raise ServerError(f"the Prefect server exited while starting; see {p.log}:\n{_tail(p.log)}")
         time.sleep(0.1)
-    if started:
-        _stop_server(p, pid)
+    if proc is not None:
+        _terminate(pid)
+        p.state.unlink(missing_ok=True)
     raise ServerError(
         f"the Prefect server (pid {pid}) did not answer {url}/health within {timeout:.0f} s; see {p.log}"
-        + ("" if started else "; run `analyst server stop` and try again")
+        + ("" if proc else "; run `analyst server stop` and try again")
     )
 
 
-def _stop_server(p: Paths, pid: int, timeout: float = STOP_TIMEOUT) -> None:
-    """What `prefect server stop` does (SIGTERM to the pid in its pid file, which it removes), in this
-    process rather than in a second Prefect CLI (which costs 1.5-6 s to start); then what it does
-    not: wait for the exit, and SIGKILL after `timeout`."""
-    for sig_sent, wait_s in ((psutil.Process.terminate, timeout), (psutil.Process.kill, 5.0)):
+def _terminate(pid: int, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM the server's process group, SIGKILL it if still there after `timeout`."""
+    def signal_group(sig: int) -> None:
         try:
-            sig_sent(psutil.Process(pid))
-        except psutil.NoSuchProcess:
-            break
-        deadline = time.monotonic() + wait_s
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+            os.killpg(pid, sig) if os.getpgid(pid) == pid else os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if not _pid_alive(pid):
-            break
-    else:
-        raise ServerError(f"the Prefect server (pid {pid}) did not exit after SIGKILL")
-    if _read_prefect_pid(p) == pid:
-        p.prefect_pid.unlink(missing_ok=True)
+            return
+        time.sleep(0.1)
+    signal_group(signal.SIGKILL)
+    for _ in range(50):
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.1)
+    raise ServerError(f"the Prefect server (pid {pid}) did not exit after SIGKILL")
 
 
 def stop(timeout: float = STOP_TIMEOUT) -> ServerStatus:
@@ -338,7 +319,7 @@ def stop(timeout: float = STOP_TIMEOUT) -> ServerStatus:
         before = status()
         if before.state in ("running", "unhealthy"):
             assert before.pid is not None  # a server that runs has its process
-            _stop_server(p, before.pid, timeout)
+            _terminate(before.pid, timeout)
         p.state.unlink(missing_ok=True)
         return before
 

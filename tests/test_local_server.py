@@ -228,14 +228,11 @@ def test_cli_start_and_status_when_running(at_shared):  # before the lifecycle t
 
 
 @pytest.mark.slow
-def test_the_running_server_is_prefects_background_server_without_the_api_key(at_shared):
+def test_the_running_server_holds_no_api_key(at_shared):
     import psutil
 
     st = local_server.status()
-    server = psutil.Process(st.pid)
-    assert "prefect.server.api.server:create_app" in server.cmdline()  # what `prefect server start --background` runs
-    assert (at_shared.home / "prefect" / "server.pid").read_text() == str(st.pid)
-    env = server.environ()
+    env = psutil.Process(st.pid).environ()
     assert "ANTHROPIC_API_KEY" not in env and env["PREFECT_HOME"] == str(at_shared.home / "prefect")
 
 
