@@ -4,37 +4,14 @@ Messages API, and code run for real in a local sandbox."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tasks.agent.loop import AnalysisLoop, LoopLimits
+from tasks.agent.loop import AnalysisLoop
 from tasks.transcript import Transcript
-from tasks.config import ModelConfig, SandboxConfig
 from tasks.errors import ModelError
-from tasks.models.anthropic_provider import AnthropicProvider
-from tasks.models.tools import tool_definitions
-from tasks.sandbox import create_sandbox
-from tests.fakes.anthropic_api import FakeAnthropicAPI, run_python, text_block
-
-MODEL = "claude-sonnet-5-5"
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator:
-    with create_sandbox(SandboxConfig(timeout=20, memory="2GiB")) as box:
-        yield box
-
-
-def make_loop(api: FakeAnthropicAPI, sandbox, run_dir: Path, **limits) -> AnalysisLoop:
-    config = ModelConfig(name=MODEL, base_url=api.base_url, max_tokens=4096, timeout=10)
-    provider = AnthropicProvider(config, "sk-test", max_retries=1, stream_retries=1, stream_retry_delay=0.01)
-    transcript = Transcript(analysis="loop-test", model=MODEL, provider="anthropic", system="You analyse data.",
-                            prompt="How many rows?", tools=tool_definitions())
-    settings = {"max_iterations": 5, "max_tokens": 4096, "code_timeout": 20, **limits}
-    return AnalysisLoop(provider, sandbox, transcript, run_dir, LoopLimits(**settings))
-
+from tests.agent.conftest import make_loop
+from tests.fakes.anthropic_api import run_python, text_block
 
 def run_to_end(loop: AnalysisLoop) -> None:
     loop.run()

@@ -4,23 +4,17 @@ which checks ``tool_choice`` as the real API does; code runs in a local sandbox.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tasks.agent.loop import AnalysisLoop, LoopLimits
-from tasks.config import ModelConfig, SandboxConfig
+from tasks.agent.loop import AnalysisLoop
 from tasks.config.schema import AnalysisConfig
 from tasks.errors import ModelError
-from tasks.models.anthropic_provider import AnthropicProvider
-from tasks.models.tools import tool_definitions
-from tasks.results import results_model, submit_results_tool
-from tasks.sandbox import create_sandbox
-from tasks.transcript import Transcript
+from tasks.results import results_model
+from tests.agent.conftest import make_loop as make_results_loop
 from tests.fakes.anthropic_api import FakeAnthropicAPI
 
-MODEL = "claude-sonnet-5-5"
 FORCED = {"type": "tool", "name": "submit_results"}
 CONFIG = AnalysisConfig.model_validate({
     "name": "rows", "prompt": "How many rows?", "datasets": [{"name": "s", "path": "s.csv", "schema": "s.yaml"}],
@@ -29,20 +23,8 @@ CONFIG = AnalysisConfig.model_validate({
 VALID = {"rows": 3, "biggest": "a"}
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator:
-    with create_sandbox(SandboxConfig(timeout=20, memory="2GiB")) as box:
-        yield box
-
-
 def make_loop(api: FakeAnthropicAPI, sandbox, run_dir: Path, **limits) -> AnalysisLoop:
-    config = ModelConfig(name=MODEL, base_url=api.base_url, max_tokens=4096, timeout=10)
-    provider = AnthropicProvider(config, "sk-test", max_retries=1, stream_retries=1, stream_retry_delay=0.01)
-    model = results_model(CONFIG)
-    transcript = Transcript(analysis="rows", model=MODEL, provider="anthropic", system="You analyse data.",
-                            prompt="How many rows?", tools=[*tool_definitions(), submit_results_tool(model)])
-    settings = {"max_iterations": 5, "max_tokens": 4096, "code_timeout": 20, **limits}
-    return AnalysisLoop(provider, sandbox, transcript, run_dir, LoopLimits(**settings), model)
+    return make_results_loop(api, sandbox, run_dir, analysis="rows", results=results_model(CONFIG), **limits)
 
 
 def test_results_submitted_unasked_need_no_extra_turn(anthropic_api, sandbox, tmp_path) -> None:
