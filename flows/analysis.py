@@ -28,6 +28,7 @@ from tasks.prefect.artifacts import create_progress, publish_iteration, update_p
 from tasks.prefect.collect import collect_artifacts
 from tasks.prefect.configure import load_analysis_config
 from tasks.prefect.crash_hooks import delete_flow_run_sandboxes
+from tasks.prefect.history import known_runs, record_run
 from tasks.prefect.iterate import rebuild_sandbox, run_iteration, write_final_report
 from tasks.prefect.model import persist_turns
 from tasks.prefect.notifications import notify_completed, notify_failed
@@ -39,6 +40,7 @@ from tasks.prefect.secret_blocks import read_secret_block
 from tasks.prefect.source_blocks import use_kept_data
 from tasks.prefect.validate import validate_datasets
 from tasks.results import results_model
+from tasks.run_history import record_of
 from tasks.reports import ReportsNotWritten
 
 
@@ -88,6 +90,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         transcript = resume_transcript(earlier, transcript, run_dir)
     transcript.run_key = transcript.run_key or transcript.flow_run_id or flow_run_id
     provider = persist_turns(provider, transcript.run_key, loaded, run_dir)
+    earlier_runs = known_runs(loaded)  # the history this run adds to
     limits = LoopLimits.from_config(cfg)
     logger.info("Run folder: %s", run_dir)
     events.emit("started", {"flow_run_id": transcript.flow_run_id, "run_dir": str(run_dir)})
@@ -143,6 +146,7 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         cleanup.attempt("close the model provider", provider.close)
         cleanup.attempt("publish the remaining artifacts", publisher.close)
         _collect(transcript, run_dir)
+        cleanup.attempt("add the run to the history", lambda: record_run(loaded, record_of(transcript), earlier_runs))
         cleanup.attempt("apply outputs.retention",
                         lambda: tidy_up_after_run(loaded, provider, transcript, run_dir))
         cleanup.reraise_interruption()

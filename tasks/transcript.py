@@ -109,6 +109,11 @@ class Transcript:
     # The values submitted through submit_results, valid by the config's `results` (tasks/results.py);
     # None when none are declared or none valid came.
     results: dict[str, Any] | None = None
+    # The previous runs Claude was told of (tasks/run_history.RunRecord.to_dict), newest first: [] on a
+    # first run, None when memory is off. A replay or resume keeps the recorded ones, never fetches anew.
+    memory: list[dict[str, Any]] | None = None
+    # The alerts that fired: {"name", "message", "values"} each (tasks/alerts.py).
+    alerts: list[dict[str, Any]] = field(default_factory=list)
     # running | completed | max_iterations | budget_exceeded | refused | results_invalid | failed
     status: str = "running"
     stop_detail: str = ""

@@ -20,6 +20,7 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.config.source_schema import BLOCK_SLUG, Combine, CredentialRef, SqlSource, is_glob, is_object_store
+from tasks.config.memory_schema import HistoryConfig, MemoryConfig
 from tasks.config.upkeep_schema import NotifyConfig, RetentionConfig
 
 from .window import WindowLength, parse_window_length
@@ -534,6 +535,9 @@ class ConcurrencyConfig(Strict):
 
 
 RESULT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# Names a result cannot take: the history table's own columns, and what an alert's condition reads beside results.
+RESERVED_RESULT_NAMES = frozenset({"time", "window", "status", "cost_usd", "alerts", "summary", "flow_run",
+                                   "previous", "data", "validation", "run"})
 
 
 class ResultField(Strict):
@@ -590,6 +594,11 @@ class AnalysisConfig(Strict):
     retry_delay: float | str = Field("30s", description="Wait before each retry in whole seconds, e.g. '30s', '5m', 0.")
     concurrency: ConcurrencyConfig = Field(default_factory=ConcurrencyConfig, description=(
         "Runs and sandboxes at once (read when the deployment is registered)."))
+    memory: MemoryConfig = Field(default_factory=MemoryConfig, description=(
+        "What Claude is told of the previous completed runs (results, report summary, window), so the report "
+        "says what changed since the last run. 'false' turns it off; {runs: N} gives the last N."))
+    history: HistoryConfig = Field(default_factory=HistoryConfig, description=(
+        "The run-over-run table (artifact <name>-history, `analyst history`) and the trend charts of numeric results."))
     notify: list[NotifyConfig] = Field(default_factory=list, description=(
         "Notifications: [{block: 'slack-webhook/analyses', on: [failed, crashed]}, ...]. A message names the "
         "analysis, status, window, key results, alerts, cost and links to the run and its report; never a secret."))
@@ -619,6 +628,10 @@ class AnalysisConfig(Strict):
         if bad:
             raise ValueError(f"result names must be snake_case (lowercase letters, digits, underscores, starting "
                              f"with a letter), e.g. 'total_revenue'; got {', '.join(repr(b) for b in bad)}")
+        taken = sorted(RESERVED_RESULT_NAMES.intersection(value))
+        if taken:
+            raise ValueError(f"{', '.join(repr(t) for t in taken)}: reserved (a column of the history table or a "
+                             f"name alerts read); rename the result, e.g. '{taken[0]}_value'")
         return value
 
     @field_validator("retry_delay")

@@ -1,0 +1,77 @@
+"""The runs before this one, from the Prefect server and the run folders, and this run added to them.
+
+The server's ``<name>-history`` table artifact is what a worker on another host shares; ``history.jsonl``
+beside the run folders is what a run can read without a server. Both are read and merged
+(``tasks/run_history.py``). Runs of a backfill may finish at the same moment and each publish the table
+from what it read: the newest ``_VERSIONS_READ`` versions are merged, so a row one of them missed is
+back in the next.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from prefect import get_client
+from prefect.artifacts import create_table_artifact
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
+
+from tasks.config import LoadedConfig
+from tasks.prefect.artifacts import _logger, _quietly, _SYNC, artifact_key
+from tasks.run_history import RunRecord, append_record, merge_records, read_local_records
+
+_VERSIONS_READ = 5
+
+
+def known_runs(loaded: LoadedConfig) -> list[RunRecord]:
+    """Every run of this analysis the server's history or the run folders know, newest first."""
+    limit = loaded.config.history.runs
+    local = read_local_records(loaded.outputs_dir / loaded.config.name, limit)
+    return merge_records(read_server_records(loaded.config.name), local)
+
+
+def read_server_records(name: str) -> list[RunRecord]:
+    """The rows of the newest versions of ``<name>-history``; none when the server cannot be reached."""
+    try:
+        with get_client(sync_client=True) as client:
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key(name, "history")])),
+                sort=ArtifactSort.CREATED_DESC, limit=_VERSIONS_READ)
+    except Exception as exc:  # noqa: BLE001 - the run folders still hold this host's runs
+        _logger().warning("Could not read the history of %s from the Prefect server (%s: %s); using the run "
+                          "folders only", name, type(exc).__name__, exc)
+        return []
+    return merge_records(*(_rows(a.data) for a in artifacts))
+
+
+def _rows(data: Any) -> list[RunRecord]:
+    if isinstance(data, str):  # a table artifact's data is stored as JSON text
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return []
+    rows = data if isinstance(data, list) else []
+    return [r for r in (RunRecord.from_row(row) for row in rows) if r is not None]
+
+
+def record_run(loaded: LoadedConfig, record: RunRecord, earlier: list[RunRecord]) -> list[RunRecord]:
+    """Add this run to ``history.jsonl`` and publish ``<name>-history``; returns the history it published."""
+    name = loaded.config.name
+    history = merge_records([record], earlier)[: loaded.config.history.runs]
+    try:
+        append_record(loaded.outputs_dir / name, record)
+    except OSError as exc:  # the server's table still has it
+        _logger().warning("Could not add the run to %s's history.jsonl: %s", name, exc)
+    publish_history(name, history)
+    return history
+
+
+def publish_history(name: str, history: list[RunRecord]) -> UUID | None:
+    def publish() -> UUID:
+        return create_table_artifact(table=[r.to_row() for r in history], key=artifact_key(name, "history"),
+                                     description=f"{name}: the last {len(history)} run(s), newest first", **_SYNC)
+
+    return _quietly("history", publish)
+

@@ -1,0 +1,49 @@
+import json
+
+from tasks.run_history import (HISTORY_FILE, RunRecord, append_record, merge_records, previous_completed,
+                               read_local_records, utc_iso)
+
+
+def _record(run: str, time: str, status: str = "completed", **kw) -> RunRecord:
+    return RunRecord(flow_run_id=run, time=time, status=status, **kw)
+
+
+def test_a_row_of_the_table_reads_back_as_the_record_it_came_from():
+    record = _record("abc", "2026-11-02T07:00:00+00:00", window="2026-10-26..2026-11-01", cost_usd=0.12,
+                     results={"total_revenue": 10.5, "best_region": "north"}, alerts=["drop", "spike"],
+                     summary="Revenue fell.")
+    assert RunRecord.from_row(record.to_row()) == record
+    assert RunRecord.from_row({"time": 3}) is None
+
+
+def test_merge_keeps_one_record_per_run_newest_time_first():
+    server = [_record("b", "2026-11-09T00:00:00+00:00", results={"x": 2})]
+    local = [_record("b", "2026-11-09T00:00:00+00:00", results={"x": 99}), _record("a", "2026-11-02T00:00:00+00:00")]
+    merged = merge_records(server, local)
+    assert [r.flow_run_id for r in merged] == ["b", "a"]
+    assert merged[0].results == {"x": 2}  # the first source wins
+
+
+def test_previous_completed_is_by_the_time_a_run_is_for_and_skips_failures_and_itself():
+    records = [_record("w3", "2026-11-16T00:00:00+00:00"), _record("w2", "2026-11-09T00:00:00+00:00", "failed"),
+               _record("w1", "2026-11-02T00:00:00+00:00"), _record("w0", "2026-10-26T00:00:00+00:00")]
+    assert [r.flow_run_id for r in previous_completed(records, "2026-11-10T00:00:00+00:00")] == ["w1"]
+    assert [r.flow_run_id for r in previous_completed(records, "2026-11-17T00:00:00+00:00", exclude="w3",
+                                                      runs=2)] == ["w1", "w0"]
+    assert previous_completed(records, "2026-10-01T00:00:00+00:00") == []
+
+
+def test_times_in_other_zones_sort_as_utc():
+    assert utc_iso("2026-11-02T07:00:00+02:00") == "2026-11-02T05:00:00+00:00"
+    assert utc_iso("2026-11-02T07:00:00") == "2026-11-02T07:00:00+00:00"
+
+
+def test_history_file_survives_a_cut_line_and_the_last_line_of_a_run_wins(tmp_path):
+    append_record(tmp_path, _record("a", "2026-11-02T00:00:00+00:00", "failed"))
+    with (tmp_path / HISTORY_FILE).open("a") as handle:
+        handle.write('{"flow_run_id": "cut", "ti\n')
+    append_record(tmp_path, _record("a", "2026-11-02T00:00:00+00:00", "completed"))
+    append_record(tmp_path, _record("b", "2026-11-09T00:00:00+00:00"))
+    records = read_local_records(tmp_path, limit=10)
+    assert [(r.flow_run_id, r.status) for r in records] == [("b", "completed"), ("a", "completed")]
+    assert json.loads((tmp_path / HISTORY_FILE).read_text().splitlines()[0])["status"] == "failed"
