@@ -20,7 +20,7 @@ from tasks.agent import events
 from tasks.agent.loop import AnalysisLoop, LoopLimits
 from tasks.agent.fingerprint import data_fingerprints
 from tasks.agent.resume import RESUMABLE, check_same_data, find_earlier_run, resume_transcript, transcript_file
-from tasks.agent.start import start_transcript
+from tasks.agent.start import open_conversation, start_transcript
 from tasks.transcript import TRANSCRIPT_FILE, IterationRecord, Transcript
 from tasks.config import LoadedConfig
 from tasks.models import create_provider
@@ -39,6 +39,7 @@ from tasks.prefect.sandbox_slots import SandboxSlot
 from tasks.prefect.secret_blocks import read_secret_block
 from tasks.prefect.source_blocks import use_kept_data
 from tasks.prefect.validate import validate_datasets
+from tasks.memory import recall
 from tasks.results import results_model
 from tasks.run_history import record_of
 from tasks.reports import ReportsNotWritten
@@ -89,8 +90,11 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     if earlier:
         transcript = resume_transcript(earlier, transcript, run_dir)
     transcript.run_key = transcript.run_key or transcript.flow_run_id or flow_run_id
-    provider = persist_turns(provider, transcript.run_key, loaded, run_dir)
     earlier_runs = known_runs(loaded)  # the history this run adds to
+    if earlier is None:  # a resume or retry goes on with what its first attempt was told of earlier runs
+        transcript.memory = recall(cfg.memory, transcript, earlier_runs, provider)
+    open_conversation(transcript)
+    provider = persist_turns(provider, transcript.run_key, loaded, run_dir)
     limits = LoopLimits.from_config(cfg)
     logger.info("Run folder: %s", run_dir)
     events.emit("started", {"flow_run_id": transcript.flow_run_id, "run_dir": str(run_dir)})

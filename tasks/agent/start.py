@@ -1,4 +1,5 @@
-"""A new run's transcript: what Claude is told (system prompt, datasets, tool) before the first turn.
+"""A new run's transcript: what Claude is told (system prompt, datasets, tools, the earlier runs) before
+the first turn.
 
 Shared by the flow and by anything that runs the loop without it (the overhead benchmark's baseline).
 """
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 
 from tasks.agent.fingerprint import sandbox_settings
 from tasks.agent.prompts import RESULTS_SECTION, build_system_prompt, dataset_prompt_summary
+from tasks.memory import first_user_message
 from tasks.transcript import Transcript
 from tasks.config import AnalysisConfig
 from tasks.datasets import DatasetReport
@@ -33,3 +35,10 @@ def start_transcript(config: AnalysisConfig, reports: Sequence[DatasetReport], p
         fingerprint={"sandbox": sandbox_settings(config.sandbox)},
         flow_run_id=flow_run_id,
     )
+
+
+def open_conversation(transcript: Transcript) -> None:
+    """The first user message: the prompt, then what ``transcript.memory`` holds of the earlier runs.
+    A transcript that already has one (a resume, a retry) keeps it as it was sent."""
+    if not transcript.messages:
+        transcript.messages.append(first_user_message(transcript.prompt, transcript.memory))

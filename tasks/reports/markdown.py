@@ -14,6 +14,7 @@ from typing import Any
 
 from tasks.transcript import CellRecord, IterationRecord, Transcript
 from tasks.image_safety import name_stem
+from tasks.memory import result_changes
 from tasks.reports.images import MiB, ChartEmbedder
 from tasks.reports.safe_markdown import ChartRef, Segment, fence, safe_inline, safe_markdown
 from tasks.results import results_rows, results_value
@@ -115,6 +116,26 @@ def _results_section(transcript: Transcript) -> str:
     return "\n".join(lines)
 
 
+def _since_last_run_section(memory: list[dict[str, Any]], results: dict[str, Any] | None) -> str:
+    """This run's results against the last completed run's, as the flow computed them (``tasks/memory.py``);
+    the values came from the model and the history, so every cell is escaped."""
+    lines = ["## Since the last run", ""]
+    if not memory:
+        lines.append("No earlier completed run to compare with: this is the first run of this analysis, or every "
+                     "run before it failed.")
+        return "\n".join(lines)
+    last = memory[0]
+    window = f" (window {_plain(last.get('window'))})" if last.get("window") else ""
+    lines.append(f"Compared with the run for {_plain(last.get('time'))}{window}.")
+    changes = result_changes(results, last.get("results") if isinstance(last.get("results"), dict) else None)
+    if changes:
+        lines += ["", "| Result | Last run | This run | Change |", "|---|---:|---:|---|"]
+        for row in changes:
+            old, new = ("" if v is None else _cell(results_value(v)) for v in (row.previous, row.current))
+            lines.append(f"| {_code(row.name)} | {old} | {new} | {_cell(row.change)} |")
+    return "\n".join(lines)
+
+
 def _cell(text: str) -> str:
     """One line of text inside a table cell: every markdown and HTML character taken literally."""
     return _MARKDOWN_ACTIVE.sub(r"\\\1", " ".join(printable(text).split()))
@@ -207,6 +228,8 @@ def render_report_markdown(transcript: Transcript, run_dir: Path, *, embed: bool
             + (f" · **Finished:** {transcript.finished_at}" if transcript.finished_at else "") + "  ",
             run_time_line(transcript), "",
             *([_results_section(transcript), ""] if transcript.results else []),
+            *([_since_last_run_section(transcript.memory, transcript.results), ""]
+              if transcript.memory is not None else []),
             "\n".join("> " + line for line in transcript.prompt.strip().splitlines()), "", "---", "", body, "")
     rest = [(n, c) for n, c in charts if c not in inline]
     if rest:
