@@ -109,7 +109,7 @@ def test_a_failure_mid_run_keeps_the_transcript_and_tears_down(env, anthropic_ap
     with pytest.raises(ModelError):
         analyze(str(DEMO), env)
 
-    [run_dir] = (Path(env["outputs.dir"]) / "retail-sales").iterdir()
+    [run_dir] = (Path(env["outputs.dir"]) / "retail-sales").glob("*/")
     transcript = Transcript.load(run_dir / "transcript.json")
     assert transcript.status == "failed" and "ModelError" in transcript.stop_detail
     assert [c.stdout for c in transcript.cells] == ["first\n", "second\n"]

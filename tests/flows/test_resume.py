@@ -52,7 +52,7 @@ def assert_resumed_at_iteration_5(api, run_dir: Path) -> Transcript:
     # 4 turns, the failed 5th request, then iterations 5, 6, 7 once more: nothing was asked twice.
     assert [r.status for r in api.requests] == [200] * 4 + [401] + [200] * 3
     assert api.requests[5].body["messages"] == api.requests[4].body["messages"]  # the same conversation
-    assert list(run_dir.parent.iterdir()) == [run_dir]  # the retry went on in its first attempt's folder
+    assert list(run_dir.parent.glob("*/")) == [run_dir]  # the retry went on in its first attempt's folder
     transcript = Transcript.load(run_dir / "transcript.json")
     assert transcript.status == "completed" and [i.number for i in transcript.iterations] == [1, 2, 3, 4, 5, 6, 7]
     # The sandbox was rebuilt: iteration 6 reads what iterations 1 and 2 defined before the failure.
@@ -102,7 +102,7 @@ def test_retry_from_the_ui_resumes_the_failed_run(env, anthropic_api) -> None:
     script_failure_at_iteration_5(anthropic_api)
     with pytest.raises(ModelError):
         analyze(str(DEMO), env)
-    [run_dir] = (Path(env["outputs.dir"]) / "retail-sales").iterdir()
+    [run_dir] = (Path(env["outputs.dir"]) / "retail-sales").glob("*/")
     flow_run_id = Transcript.load(run_dir / "transcript.json").flow_run_id
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(flow_run_id, State(type=StateType.SCHEDULED, name="AwaitingRetry",
@@ -297,7 +297,7 @@ def test_resume_refuses_changed_data_and_sandbox_settings_naming_what_changed(en
     anthropic_api.enqueue_error(401, message="invalid x-api-key")
     with pytest.raises(ModelError):
         analyze(str(config), env)
-    [run_dir] = (Path(env["outputs.dir"]) / "retail-sales").iterdir()
+    [run_dir] = (Path(env["outputs.dir"]) / "retail-sales").glob("*/")
     assert set(Transcript.load(run_dir / "transcript.json").fingerprint) == {"sandbox", "datasets"}
 
     for changed, key in (({"sandbox.memory": "1GiB"}, "sandbox.memory"), ({"sandbox.cpus": 2}, "sandbox.cpus")):
@@ -339,5 +339,5 @@ def test_a_retry_of_a_run_whose_transcript_had_ended_cleans_up_and_completes(env
 
     assert result["status"] == "completed" and result["iterations"] == first["iterations"] == 2
     assert len(anthropic_api.requests) == 2 and (run_dir / "report.md").is_file()
-    assert list(run_dir.parent.iterdir()) == [run_dir]
+    assert list(run_dir.parent.glob("*/")) == [run_dir]
     assert flow_run_and_tasks(first["flow_run_id"])[0].state.is_completed()

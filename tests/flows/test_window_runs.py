@@ -83,7 +83,7 @@ def test_a_resumed_run_keeps_the_period_of_the_run_it_goes_on_from(prefect_api, 
     anthropic_api.enqueue_error(401, message="invalid x-api-key")
     with pytest.raises(ModelError):
         analyze(str(config), overrides, as_of="2026-11-09T07:00")
-    [run_dir] = (tmp_path / "out" / "retail-sales").iterdir()
+    [run_dir] = (tmp_path / "out" / "retail-sales").glob("*/")
 
     anthropic_api.enqueue_text("# Report\nDone.")
     # No as_of: only the earlier run's week has a file, and its time is the one resumed.
