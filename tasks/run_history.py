@@ -29,6 +29,9 @@ HISTORY_FILE = "history.jsonl"
 SUMMARY_CHARS = 500  # the report's opening, as the next run is told it and the history table shows it
 # The table's own columns; every other column of a row is a result (schema.RESERVED_RESULT_NAMES keeps them apart).
 COLUMNS = ("time", "window", "status", "cost_usd", "alerts", "summary", "flow_run")
+# The status of a run whose transcript records no end: killed, its host lost, or still running elsewhere.
+# Its transcript says "running"; the history cannot tell a crash from a run still going, so it says neither.
+UNFINISHED = "unfinished"
 
 
 @dataclass
@@ -37,12 +40,16 @@ class RunRecord:
 
     flow_run_id: str
     time: str  # ISO: the time the run is for (its as_of), else when it started
-    status: str  # the transcript's: completed, max_iterations, failed, results_invalid, ...
+    status: str  # the transcript's (completed, max_iterations, failed, results_invalid, ...), or UNFINISHED
     window: str | None = None  # "2026-11-23..2026-11-29"
     cost_usd: float | None = None
     results: dict[str, Any] | None = None
     alerts: list[str] = field(default_factory=list)  # names of the alerts that fired
     summary: str = ""  # the opening of the report, clipped to SUMMARY_CHARS; untrusted (the model wrote it)
+
+    @property
+    def ended(self) -> bool:
+        return self.status != UNFINISHED
 
     @property
     def completed(self) -> bool:
@@ -63,7 +70,7 @@ class RunRecord:
         results = {k: v for k, v in row.items() if k not in COLUMNS}
         alerts = row.get("alerts") or ""
         cost = row.get("cost_usd")
-        return cls(flow_run_id=str(row.get("flow_run") or ""), time=row["time"], status=str(row["status"]),
+        return cls(flow_run_id=str(row.get("flow_run") or ""), time=row["time"], status=_status(row["status"]),
                    window=str(row.get("window") or "") or None,
                    cost_usd=float(cost) if isinstance(cost, (int, float)) else None,
                    results=results or None,
@@ -77,7 +84,13 @@ class RunRecord:
     def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
         known = {k: data[k] for k in ("flow_run_id", "time", "status", "window", "cost_usd", "results", "alerts",
                                       "summary") if k in data}
-        return cls(**known)
+        record = cls(**known)
+        record.status = _status(record.status)
+        return record
+
+
+def _status(status: object) -> str:
+    return UNFINISHED if status == "running" else str(status)
 
 
 def record_of(transcript: Transcript) -> RunRecord:
@@ -87,7 +100,7 @@ def record_of(transcript: Transcript) -> RunRecord:
     return RunRecord(
         flow_run_id=transcript.flow_run_id or transcript.run_key or "",
         time=utc_iso(run_time.get("as_of") or transcript.started_at),
-        status=transcript.status,
+        status=_status(transcript.status),
         window=f"{window['start'][:10]}..{window['last_day'][:10]}" if window else None,
         cost_usd=transcript.cost_usd,
         results=dict(transcript.results) if transcript.results else None,
@@ -114,12 +127,15 @@ def report_summary(report: str | None) -> str:
 
 
 def merge_records(*sources: Iterable[RunRecord]) -> list[RunRecord]:
-    """One record per run (the first source that has it wins), newest ``time`` first."""
+    """One record per run, newest ``time`` first: the first source that has it wins, except that a record
+    of the run's end always beats an unfinished one (another host may have listed the run while it went on,
+    and published that after the run's own row)."""
     seen: dict[str, RunRecord] = {}
     for source in sources:
         for record in source:
             key = record.flow_run_id or f"{record.time}/{record.status}"
-            seen.setdefault(key, record)
+            if key not in seen or (record.ended and not seen[key].ended):
+                seen[key] = record
     return sorted(seen.values(), key=lambda r: r.time, reverse=True)
 
 
