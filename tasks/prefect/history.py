@@ -4,22 +4,27 @@ The server's ``<name>-history`` table artifact is what a worker on another host 
 beside the run folders is what a run can read without a server. Both are read and merged
 (``tasks/run_history.py``). Runs of a backfill may finish at the same moment and each publish the table
 from what it read: the newest ``_VERSIONS_READ`` versions are merged, so a row one of them missed is
-back in the next.
+back in the next. Reading them is one request, made once per run, before its loop; the run publishes the
+table and the trend chart from what it read then, without asking again.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from prefect import get_client
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 
 from tasks.config import LoadedConfig
 from tasks.prefect.artifacts import _logger, _quietly, _SYNC, artifact_key
+from tasks.reports.images import ChartEmbedder
+from tasks.reports.markdown import REPORT_BUDGET
+from tasks.reports.trends import TRENDS_CHART, draw_trends
 from tasks.run_history import RunRecord, append_record, merge_records, read_local_records
 
 _VERSIONS_READ = 5
@@ -35,14 +40,20 @@ def known_runs(loaded: LoadedConfig) -> list[RunRecord]:
 def read_server_records(name: str) -> list[RunRecord]:
     """The rows of the newest versions of ``<name>-history``; none when the server cannot be reached."""
     try:
-        with get_client(sync_client=True) as client:
-            artifacts = client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key(name, "history")])),
-                sort=ArtifactSort.CREATED_DESC, limit=_VERSIONS_READ)
+        return fetch_server_records(name)
     except Exception as exc:  # noqa: BLE001 - the run folders still hold this host's runs
         _logger().warning("Could not read the history of %s from the Prefect server (%s: %s); using the run "
                           "folders only", name, type(exc).__name__, exc)
         return []
+
+
+def fetch_server_records(name: str) -> list[RunRecord]:
+    """The rows of the newest versions of ``<name>-history``, in one request; raises when the server
+    cannot be reached."""
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key(name, "history")])),
+            sort=ArtifactSort.CREATED_DESC, limit=_VERSIONS_READ)
     return merge_records(*(_rows(a.data) for a in artifacts))
 
 
@@ -75,3 +86,23 @@ def publish_history(name: str, history: list[RunRecord]) -> UUID | None:
 
     return _quietly("history", publish)
 
+
+def chart_trends(loaded: LoadedConfig, record: RunRecord, earlier: list[RunRecord], run_dir: Path) -> UUID | None:
+    """Draw the trend chart of this run and the ones before it into the run folder (for its reports), and
+    publish it as ``<name>-trends``; nothing when no numeric result has two values yet."""
+    history = merge_records([record], earlier)[: loaded.config.history.runs]
+    if draw_trends(history, loaded.config.results, run_dir) is None:
+        return None
+    return publish_trends(loaded.config.name, run_dir, len(history))
+
+
+def publish_trends(name: str, run_dir: Path, runs: int) -> UUID | None:
+    def publish() -> UUID:
+        uri = ChartEmbedder(run_dir, REPORT_BUDGET).uri(TRENDS_CHART)
+        chart = f"![Trends of {name}'s numeric results]({uri})" if uri else f"_The chart is {run_dir / TRENDS_CHART}._"
+        markdown = (f"# {name}: trends\n\nEach numeric result over the last {runs} run(s) of the history, oldest "
+                    f"to newest; the newest run's value in orange.\n\n{chart}\n")
+        return create_markdown_artifact(markdown=markdown, key=artifact_key(name, "trends"),
+                                        description=f"{name}: numeric results over the last {runs} run(s)", **_SYNC)
+
+    return _quietly("trends", publish)

@@ -16,6 +16,7 @@ from tasks.transcript import CellRecord, IterationRecord, Transcript
 from tasks.image_safety import name_stem
 from tasks.reports.images import MiB, ChartEmbedder
 from tasks.reports.safe_markdown import ChartRef, Segment, fence, safe_inline, safe_markdown
+from tasks.reports.trends import trend_charts
 from tasks.results import results_rows, results_value
 from tasks.text_safety import printable
 
@@ -115,6 +116,12 @@ def _results_section(transcript: Transcript) -> str:
     return "\n".join(lines)
 
 
+def _trends_section(run_dir: Path) -> list[str | ChartRef]:
+    """The trend chart the run drew of its numeric results and the runs before it (tasks/reports/trends.py)."""
+    return [line for chart in trend_charts(run_dir)
+            for line in ("## Trends", "", ChartRef("Numeric results run by run", chart), "")]
+
+
 def _cell(text: str) -> str:
     """One line of text inside a table cell: every markdown and HTML character taken literally."""
     return _MARKDOWN_ACTIVE.sub(r"\\\1", " ".join(printable(text).split()))
@@ -207,6 +214,7 @@ def render_report_markdown(transcript: Transcript, run_dir: Path, *, embed: bool
             + (f" · **Finished:** {transcript.finished_at}" if transcript.finished_at else "") + "  ",
             run_time_line(transcript), "",
             *([_results_section(transcript), ""] if transcript.results else []),
+            *_trends_section(Path(run_dir)),
             "\n".join("> " + line for line in transcript.prompt.strip().splitlines()), "", "---", "", body, "")
     rest = [(n, c) for n, c in charts if c not in inline]
     if rest:

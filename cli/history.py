@@ -1,0 +1,120 @@
+"""``analyst history NAME_OR_CONFIG``: an analysis's last runs, as its ``<name>-history`` artifact lists them.
+
+By name, the rows come from the Prefect server alone (a worker on another host may have made the runs);
+given the config, the run folders' ``history.jsonl`` beside it is merged in, so runs made while the
+server was out of reach are listed too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from cli._console import EXIT_BAD_CONFIG, console, fail, warn
+from cli._errors import user_errors
+from tasks.text_safety import printable
+
+DEFAULT_RUNS = 20  # for a name: the default of history.runs
+_STATUS_STYLE = {"completed": "green", "max_iterations": "yellow", "budget_exceeded": "yellow",
+                 "unfinished": "yellow"}
+
+
+def history(
+    target: str = typer.Argument(..., metavar="NAME_OR_CONFIG", help=(
+        "An analysis name (its history on the Prefect server), or its YAML config (the server's history and "
+        "its run folders' history.jsonl).")),
+    runs: int | None = typer.Option(None, "--runs", min=1, help=(
+        "How many runs to show, newest first. Default: the config's history.runs (20 for a name).")),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as one JSON list, newest first."),
+) -> None:
+    """Show an analysis's last runs: time, window, status, cost and each result, newest first."""
+    from tasks.config.schema import SLUG
+
+    loaded = None
+    with user_errors():
+        if target.endswith((".yaml", ".yml")) or Path(target).is_file():
+            from tasks.config import load_config
+
+            loaded = load_config(target)
+        elif not SLUG.match(target):
+            fail(f"{printable(target)}: neither a config file nor an analysis name (a slug such as retail-sales)",
+                 EXIT_BAD_CONFIG)
+        name = loaded.config.name if loaded else target
+        limit = runs or (loaded.config.history.runs if loaded else DEFAULT_RUNS)
+        rows = [r.to_row() for r in _records(name, loaded, limit)]
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        console.print(f"No runs of {name} in its history yet.")
+        return
+    console.print(_table(rows, list(loaded.config.results) if loaded else [], f"{name}: the last {len(rows)} run(s)"))
+
+
+def _records(name: str, loaded: Any, limit: int) -> list:
+    from cli.local_server import ensure_server, use_api_url
+
+    local = not os.environ.get("PREFECT_API_URL", "").strip()
+    api_url = ensure_server()
+    use_api_url(api_url, local=local)
+    from tasks.prefect.history import fetch_server_records
+    from tasks.run_history import merge_records, read_local_records
+
+    try:
+        server = fetch_server_records(name)
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+        problem = f"could not read {name}'s history from the Prefect server at {api_url} ({type(exc).__name__}: {exc})"
+        if loaded is None:
+            fail(problem)
+        warn(f"{problem}; listing the runs in its run folders only")
+        server = []
+    kept = read_local_records(loaded.outputs_dir / name, limit) if loaded else []
+    return merge_records(server, kept)[:limit]
+
+
+def _table(rows: list[dict[str, Any]], declared: list[str], title: str) -> Table:
+    from tasks.results import results_value
+    from tasks.run_history import COLUMNS
+
+    found = [k for row in rows for k in row if k not in COLUMNS]
+    results = [k for k in declared if k in found] + [k for k in dict.fromkeys(found) if k not in declared]
+    windowed = any(row.get("window") for row in rows)
+    alerted = any(row.get("alerts") for row in rows)
+    table = Table(title=title, title_justify="left")
+    headings = ["time (UTC)", *(["window"] if windowed else []), "status", "cost",
+                *results, *(["alerts"] if alerted else []), "flow run"]
+    for heading in headings:
+        table.add_column(heading, overflow="fold")
+    for row in rows:
+        # Every cell but the cost was read back from the server or history.jsonl, and results came from the
+        # model: plain text only, never markup or escape sequences.
+        cells: list[Text | str] = [Text(printable(_time(row.get("time")))),
+                                   *([Text(printable(row.get("window") or ""))] if windowed else []),
+                                   _status(row.get("status")),
+                                   _cost(row.get("cost_usd")),
+                                   *(Text(printable(results_value(row[k])) if row.get(k) is not None else "")
+                                     for k in results),
+                                   *([Text(printable(row.get("alerts") or ""))] if alerted else []),
+                                   Text(printable(str(row.get("flow_run") or ""))[:8])]
+        table.add_row(*cells)
+    return table
+
+
+def _status(value: object) -> Text:
+    return Text(printable(value), style=_STATUS_STYLE.get(str(value), "red"))
+
+
+def _cost(value: object) -> str:
+    return f"${value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+
+
+def _time(value: object) -> str:
+    """``2026-11-30 07:00`` from the record's UTC ISO time; anything else as it is."""
+    text = str(value or "")
+    return text[:16].replace("T", " ") if text.endswith("+00:00") and len(text) >= 16 else text
