@@ -16,11 +16,12 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cli._console import EXIT_BAD_CONFIG, console, fail, warn
+from cli._console import EXIT_BAD_CONFIG, console, fail, print_fields, warn
 from cli._errors import user_errors
 from tasks.text_safety import printable
 
 DEFAULT_RUNS = 20  # for a name: the default of history.runs
+_WHOLE = {"time (UTC)", "status", "cost", "flow run"}  # short: never folded, the results take what is left
 _STATUS_STYLE = {"completed": "green", "max_iterations": "yellow", "budget_exceeded": "yellow",
                  "unfinished": "yellow"}
 
@@ -54,7 +55,7 @@ def history(
     if not rows:
         console.print(f"No runs of {name} in its history yet.")
         return
-    console.print(_table(rows, list(loaded.config.results) if loaded else [], f"{name}: the last {len(rows)} run(s)"))
+    _print(rows, list(loaded.config.results) if loaded else [], f"{name}: the last {len(rows)} run(s), newest first")
 
 
 def _records(name: str, loaded: Any, limit: int) -> list:
@@ -78,32 +79,45 @@ def _records(name: str, loaded: Any, limit: int) -> list:
     return merge_records(server, kept)[:limit]
 
 
-def _table(rows: list[dict[str, Any]], declared: list[str], title: str) -> Table:
-    from tasks.results import results_value
+def _print(rows: list[dict[str, Any]], declared: list[str], title: str) -> None:
+    """A table in a terminal; elsewhere (a pipe, a CI log, where rich would squeeze the table into 80 columns)
+    one block of ``key: value`` lines per run, whole for grep."""
+    runs = [_fields(row, _result_names(rows, declared), windowed=any(r.get("window") for r in rows),
+                    alerted=any(r.get("alerts") for r in rows)) for row in rows]
+    if not console.is_terminal:
+        console.print(title)
+        for fields in runs:
+            console.print()
+            print_fields((key, value) for key, value in fields if value.plain)
+        return
+    table = Table(title=title, title_justify="left")
+    for heading, _ in runs[0]:
+        table.add_column(heading, overflow="fold", no_wrap=heading in _WHOLE)
+    for fields in runs:
+        table.add_row(*(value for _, value in fields))
+    console.print(table)
+
+
+def _result_names(rows: list[dict[str, Any]], declared: list[str]) -> list[str]:
+    """The config's results in its order, then any the rows hold that it no longer declares."""
     from tasks.run_history import COLUMNS
 
-    found = [k for row in rows for k in row if k not in COLUMNS]
-    results = [k for k in declared if k in found] + [k for k in dict.fromkeys(found) if k not in declared]
-    windowed = any(row.get("window") for row in rows)
-    alerted = any(row.get("alerts") for row in rows)
-    table = Table(title=title, title_justify="left")
-    headings = ["time (UTC)", *(["window"] if windowed else []), "status", "cost",
-                *results, *(["alerts"] if alerted else []), "flow run"]
-    for heading in headings:
-        table.add_column(heading, overflow="fold")
-    for row in rows:
-        # Every cell but the cost was read back from the server or history.jsonl, and results came from the
-        # model: plain text only, never markup or escape sequences.
-        cells: list[Text | str] = [Text(printable(_time(row.get("time")))),
-                                   *([Text(printable(row.get("window") or ""))] if windowed else []),
-                                   _status(row.get("status")),
-                                   _cost(row.get("cost_usd")),
-                                   *(Text(printable(results_value(row[k])) if row.get(k) is not None else "")
-                                     for k in results),
-                                   *([Text(printable(row.get("alerts") or ""))] if alerted else []),
-                                   Text(printable(str(row.get("flow_run") or ""))[:8])]
-        table.add_row(*cells)
-    return table
+    found = dict.fromkeys(k for row in rows for k in row if k not in COLUMNS)
+    return [k for k in declared if k in found] + [k for k in found if k not in declared]
+
+
+def _fields(row: dict[str, Any], results: list[str], *, windowed: bool, alerted: bool) -> list[tuple[str, Text]]:
+    """One run's cells. All but the cost were read back from the server or history.jsonl, and the results
+    came from the model: plain text only, never markup or escape sequences."""
+    from tasks.results import results_value
+
+    return [("time (UTC)", Text(printable(_time(row.get("time"))))),
+            *([("window", Text(printable(row.get("window") or "")))] if windowed else []),
+            ("status", _status(row.get("status"))),
+            ("cost", Text(_cost(row.get("cost_usd")))),
+            *((k, Text(printable(results_value(row[k])) if row.get(k) is not None else "")) for k in results),
+            *([("alerts", Text(printable(row.get("alerts") or "")))] if alerted else []),
+            ("flow run", Text(printable(str(row.get("flow_run") or ""))[:8]))]
 
 
 def _status(value: object) -> Text:
