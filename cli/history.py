@@ -48,14 +48,16 @@ def history(
                  EXIT_BAD_CONFIG)
         name = loaded.config.name if loaded else target
         limit = runs or (loaded.config.history.runs if loaded else DEFAULT_RUNS)
-        rows = [r.to_row() for r in _records(name, loaded, limit)]
+        from tasks.run_history import table_rows
+
+        rows = table_rows(_records(name, loaded, limit), loaded.config.results if loaded else ())
     if as_json:
         print(json.dumps(rows, indent=2, default=str))
         return
     if not rows:
         console.print(f"No runs of {name} in its history yet.")
         return
-    _print(rows, list(loaded.config.results) if loaded else [], f"{name}: the last {len(rows)} run(s), newest first")
+    _print(rows, f"{name}: the last {len(rows)} run(s), newest first")
 
 
 def _records(name: str, loaded: Any, limit: int) -> list:
@@ -79,10 +81,13 @@ def _records(name: str, loaded: Any, limit: int) -> list:
     return merge_records(server, kept)[:limit]
 
 
-def _print(rows: list[dict[str, Any]], declared: list[str], title: str) -> None:
+def _print(rows: list[dict[str, Any]], title: str) -> None:
     """A table in a terminal; elsewhere (a pipe, a CI log, where rich would squeeze the table into 80 columns)
     one block of ``key: value`` lines per run, whole for grep."""
-    runs = [_fields(row, _result_names(rows, declared), windowed=any(r.get("window") for r in rows),
+    from tasks.run_history import COLUMNS
+
+    results = [k for k in rows[0] if k not in COLUMNS]  # table_rows: the same in every row
+    runs = [_fields(row, results, windowed=any(r.get("window") for r in rows),
                     alerted=any(r.get("alerts") for r in rows)) for row in rows]
     if not console.is_terminal:
         console.print(title)
@@ -96,14 +101,6 @@ def _print(rows: list[dict[str, Any]], declared: list[str], title: str) -> None:
     for fields in runs:
         table.add_row(*(value for _, value in fields))
     console.print(table)
-
-
-def _result_names(rows: list[dict[str, Any]], declared: list[str]) -> list[str]:
-    """The config's results in its order, then any the rows hold that it no longer declares."""
-    from tasks.run_history import COLUMNS
-
-    found = dict.fromkeys(k for row in rows for k in row if k not in COLUMNS)
-    return [k for k in declared if k in found] + [k for k in found if k not in declared]
 
 
 def _fields(row: dict[str, Any], results: list[str], *, windowed: bool, alerted: bool) -> list[tuple[str, Text]]:

@@ -56,18 +56,21 @@ class RunRecord:
         """A run whose analysis finished: worth remembering (a stop at the iteration cap still reported)."""
         return self.status in ("completed", "max_iterations", "budget_exceeded")
 
-    def to_row(self) -> dict[str, Any]:
-        """The history table's row: its own columns, then one column per result."""
+    def to_row(self, result_names: Iterable[str] | None = None) -> dict[str, Any]:
+        """The history table's row: its own columns, then one column per result (each of ``result_names``,
+        None where this run has no value, when they are given)."""
+        results = self.results or {}
+        if result_names is not None:
+            results = {k: results.get(k) for k in result_names}
         return {"time": self.time, "window": self.window or "", "status": self.status, "cost_usd": self.cost_usd,
-                **(self.results or {}), "alerts": ", ".join(self.alerts), "summary": self.summary,
-                "flow_run": self.flow_run_id}
+                **results, "alerts": ", ".join(self.alerts), "summary": self.summary, "flow_run": self.flow_run_id}
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunRecord | None:
         """A row of the table back into a record; None for a row that is not one (a table edited by hand)."""
         if not isinstance(row, Mapping) or not isinstance(row.get("time"), str) or not row.get("status"):
             return None
-        results = {k: v for k, v in row.items() if k not in COLUMNS}
+        results = {k: v for k, v in row.items() if k not in COLUMNS and v is not None}
         alerts = row.get("alerts") or ""
         cost = row.get("cost_usd")
         return cls(flow_run_id=str(row.get("flow_run") or ""), time=row["time"], status=_status(row["status"]),
@@ -91,6 +94,14 @@ class RunRecord:
 
 def _status(status: object) -> str:
     return UNFINISHED if status == "running" else str(status)
+
+
+def table_rows(records: Iterable[RunRecord], declared: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The history table: every row with the same columns, the ``declared`` results first. The Prefect UI
+    takes a table's columns from its first row alone: a newest run without results would hide them all."""
+    records = list(records)
+    names = dict.fromkeys([*declared, *(k for r in records for k in (r.results or {}))])
+    return [r.to_row(names) for r in records]
 
 
 def record_of(transcript: Transcript) -> RunRecord:

@@ -1,6 +1,6 @@
 import json
 
-from tasks.run_history import (HISTORY_FILE, RunRecord, append_record, merge_records, previous_completed,
+from tasks.run_history import (HISTORY_FILE, RunRecord, append_record, merge_records, previous_completed, table_rows,
                                read_local_records, utc_iso)
 
 
@@ -91,3 +91,15 @@ def test_history_rows_outlive_the_run_folders_retention_prunes(tmp_path):
     assert not (tmp_path / "20261102-070000-aaaaaaaa").exists()
     records = read_local_records(tmp_path, limit=10)
     assert [(r.flow_run_id, r.results) for r in records] == [("bbbbbbbb-0000", {"x": 1}), ("aaaaaaaa-0000", {"x": 1})]
+
+
+def test_every_row_of_the_table_has_every_result_column_the_declared_first():
+    # The Prefect UI takes a table's columns from its first row: a newest run that failed must not hide them.
+    records = [_record("c", "2026-11-16T00:00:00+00:00", "failed"),
+               _record("b", "2026-11-09T00:00:00+00:00", results={"dropped_since": 4, "x": 2}),
+               _record("a", "2026-11-02T00:00:00+00:00", results={"x": 1})]
+    rows = table_rows(records, declared=["x"])
+    assert [list(row) for row in rows] == [["time", "window", "status", "cost_usd", "x", "dropped_since", "alerts",
+                                            "summary", "flow_run"]] * 3
+    assert [(row["x"], row["dropped_since"]) for row in rows] == [(None, None), (2, 4), (1, None)]
+    assert [RunRecord.from_row(row) for row in rows] == records

@@ -11,6 +11,7 @@ table and the trend chart from what it read then, without asking again.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -22,12 +23,14 @@ from prefect.client.schemas.sorting import ArtifactSort
 
 from tasks.config import LoadedConfig
 from tasks.prefect.artifacts import _logger, _quietly, _SYNC, artifact_key
+from tasks.image_safety import MiB
 from tasks.reports.images import ChartEmbedder
 from tasks.reports.markdown import REPORT_BUDGET
 from tasks.reports.trends import TRENDS_CHART, draw_trends
-from tasks.run_history import RunRecord, append_record, merge_records, read_local_records
+from tasks.run_history import RunRecord, append_record, merge_records, read_local_records, table_rows
 
 _VERSIONS_READ = 5
+TABLE_BUDGET = REPORT_BUDGET  # a table artifact is one request too: under Prefect Cloud's 5 MiB cap
 
 
 def known_runs(loaded: LoadedConfig) -> list[RunRecord]:
@@ -75,16 +78,31 @@ def record_run(loaded: LoadedConfig, record: RunRecord, earlier: list[RunRecord]
         append_record(loaded.outputs_dir / name, record)
     except OSError as exc:  # the server's table still has it
         _logger().warning("Could not add the run to %s's history.jsonl: %s", name, exc)
-    publish_history(name, history)
+    publish_history(name, history, loaded.config.results)
     return history
 
 
-def publish_history(name: str, history: list[RunRecord]) -> UUID | None:
+def publish_history(name: str, history: list[RunRecord], declared: Iterable[str] = ()) -> UUID | None:
     def publish() -> UUID:
-        return create_table_artifact(table=[r.to_row() for r in history], key=artifact_key(name, "history"),
-                                     description=f"{name}: the last {len(history)} run(s), newest first", **_SYNC)
+        rows = fit_rows(table_rows(history, declared), TABLE_BUDGET)
+        if len(rows) < len(history):
+            _logger().warning("The history table of %s holds the last %d of %d runs: more would pass %d MiB",
+                              name, len(rows), len(history), TABLE_BUDGET // MiB)
+        return create_table_artifact(table=rows, key=artifact_key(name, "history"),
+                                     description=f"{name}: the last {len(rows)} run(s), newest first", **_SYNC)
 
     return _quietly("history", publish)
+
+
+def fit_rows(rows: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The newest rows whose JSON fits ``budget`` bytes (at least one): long results from the model times
+    history.runs could pass what a Prefect Cloud request takes."""
+    used = 2
+    for count, row in enumerate(rows):
+        used += len(json.dumps(row, default=str).encode()) + 2
+        if used > budget and count:
+            return rows[:count]
+    return rows
 
 
 def chart_trends(loaded: LoadedConfig, record: RunRecord, earlier: list[RunRecord], run_dir: Path) -> UUID | None:
