@@ -117,9 +117,10 @@ def _results_section(transcript: Transcript) -> str:
 
 
 def _trends_section(run_dir: Path) -> list[str | ChartRef]:
-    """The trend chart the run drew of its numeric results and the runs before it (tasks/reports/trends.py)."""
+    """The trend chart the run drew of its numeric results and the runs before it (tasks/reports/trends.py),
+    its alt text its file's stem like every chart's."""
     return [line for chart in trend_charts(run_dir)
-            for line in ("## Trends", "", ChartRef("Numeric results run by run", chart), "")]
+            for line in ("## Trends", "", ChartRef(PurePosixPath(chart).stem, chart), "")]
 
 
 def _cell(text: str) -> str:

@@ -67,8 +67,8 @@ def test_runs_on_two_hosts_sharing_only_the_server_make_one_history(prefect_api,
     assert not (Path(first["run_dir"]) / TRENDS_CHART).exists()
     run_dir = Path(second["run_dir"])
     assert (run_dir / TRENDS_CHART).is_file()
-    assert f"## Trends\n\n![Numeric results run by run]({TRENDS_CHART})" in (run_dir / "report.md").read_text()
-    assert "## Trends\n\n![Numeric results run by run](data:image/png;base64," in read_latest(f"{name}-report").data
+    assert f"## Trends\n\n![trends]({TRENDS_CHART})" in (run_dir / "report.md").read_text()
+    assert "## Trends\n\n![trends](data:image/png;base64," in read_latest(f"{name}-report").data
     trends = read_latest(f"{name}-trends")
     assert trends.type == "markdown" and "](data:image/png;base64," in trends.data
 

@@ -58,7 +58,7 @@ def test_the_reports_show_the_trend_chart_after_the_results(transcript, run_dir)
     transcript.results = {"total_revenue": 3.1e6}
     linked = render_report_markdown(transcript, run_dir, embed=False)
     assert linked.index("## Results") < linked.index("## Trends") < linked.index("Revenue grew 12%")
-    assert f"## Trends\n\n![Numeric results run by run]({TRENDS_CHART})" in linked
+    assert f"## Trends\n\n![trends]({TRENDS_CHART})" in linked
     embedded = render_report_markdown(transcript, run_dir, embed=True)
     trends = embedded.split("## Trends", 1)[1].split("\n> ", 1)[0]
     [image] = decoded_images(trends)
