@@ -125,8 +125,8 @@ def _days(moment: datetime) -> float:
 def _time_ticks(times: list[datetime], most: int = 6) -> tuple[list[float], list[str]]:
     """Up to ``most`` of the runs' own times as ticks, the first and the last among them: matplotlib's
     date locators cost a third of the drawing. Dates, with the hour when two runs share a day."""
-    step = max(1, -(-(len(times) - 1) // (most - 1)))
-    chosen = sorted({*times[::step], times[-1]})
+    count = min(most, len(times))
+    chosen = sorted({times[round(i * (len(times) - 1) / max(1, count - 1))] for i in range(count)})
     same_day = len({t.date() for t in times}) < len(times)
     shown = "%Y-%m-%d %H:%M" if same_day else "%Y-%m-%d"
     return [_days(t) for t in chosen], [t.astimezone(timezone.utc).strftime(shown) for t in chosen]
