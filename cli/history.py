@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -20,7 +20,10 @@ from cli._console import EXIT_BAD_CONFIG, console, fail, print_fields, warn
 from cli._errors import user_errors
 from tasks.text_safety import printable
 
-DEFAULT_RUNS = 20  # for a name: the default of history.runs
+if TYPE_CHECKING:
+    from tasks.config import LoadedConfig
+    from tasks.run_history import RunRecord
+
 _WHOLE = {"time (UTC)", "status", "cost", "flow run"}  # short: never folded, the results take what is left
 _STATUS_STYLE = {"completed": "green", "max_iterations": "yellow", "budget_exceeded": "yellow",
                  "unfinished": "yellow"}
@@ -35,6 +38,7 @@ def history(
     as_json: bool = typer.Option(False, "--json", help="Print the rows as one JSON list, newest first."),
 ) -> None:
     """Show an analysis's last runs: time, window, status, cost and each result, newest first."""
+    from tasks.config.memory_schema import HistoryConfig
     from tasks.config.schema import SLUG
 
     loaded = None
@@ -47,7 +51,7 @@ def history(
             fail(f"{printable(target)}: neither a config file nor an analysis name (a slug such as retail-sales)",
                  EXIT_BAD_CONFIG)
         name = loaded.config.name if loaded else target
-        limit = runs or (loaded.config.history.runs if loaded else DEFAULT_RUNS)
+        limit = runs or (loaded.config.history if loaded else HistoryConfig()).runs
         from tasks.run_history import table_rows
 
         rows = table_rows(_records(name, loaded, limit), loaded.config.results if loaded else ())
@@ -60,7 +64,7 @@ def history(
     _print(rows, f"{name}: the last {len(rows)} run(s), newest first")
 
 
-def _records(name: str, loaded: Any, limit: int) -> list:
+def _records(name: str, loaded: LoadedConfig | None, limit: int) -> list[RunRecord]:
     from cli.local_server import ensure_server, use_api_url
 
     local = not os.environ.get("PREFECT_API_URL", "").strip()
