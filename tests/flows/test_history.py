@@ -131,3 +131,42 @@ def test_without_the_server_a_name_fails_in_one_line_and_a_config_lists_its_run_
     assert "warning: could not read" in by_config.output and "listing the runs in its run folders only" in \
         by_config.output
     assert "[bold red]east[/bold red]" in by_config.output and "\x1b" not in by_config.output
+
+
+@pytest.mark.slow
+def test_a_run_reads_the_servers_history_in_one_request(prefect_api, tmp_path, monkeypatch) -> None:
+    """known_runs is on the way to the run's first model request: one request, on the flow run's own client."""
+    from prefect import flow
+    from prefect.logging.handlers import APILogHandler
+
+    from cli.local_server import use_api_url
+    from tasks.config import load_config
+    from tasks.prefect.history import known_runs, publish_history
+    from tests.fakes.counting_proxy import CountingProxy
+
+    name = f"history-{uuid4().hex[:8]}"
+    for week in range(1, 4):  # three versions of the table
+        flow(name="publish-history-test")(publish_history)(
+            name, [RunRecord(f"run-{week}", f"2026-11-{week:02d}T07:00:00+00:00", "completed")])
+    loaded = load_config(demo_named(tmp_path / "demo", name, tmp_path / "out"))
+
+    seen: list[str] = []
+    requests: list[str] = []
+
+    @flow(name="known-runs-test")
+    def read_history() -> list[RunRecord]:
+        before = len(seen)
+        records = known_runs(loaded)
+        requests.extend(r for r in seen[before:] if "/logs" not in r)  # logs are sent from their own thread
+        return records
+
+    with CountingProxy(prefect_api, seen) as proxy:
+        monkeypatch.setenv("PREFECT_API_URL", proxy.url)
+        use_api_url(proxy.url, local=True)
+        try:
+            records = read_history()
+        finally:
+            APILogHandler().flush()  # through the proxy, while it is there
+            use_api_url(prefect_api, local=True)
+    assert [r.flow_run_id for r in records] == ["run-3", "run-2", "run-1"]
+    assert requests == ["POST /api/artifacts/filter"]
