@@ -85,9 +85,14 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        """A line of history.jsonl; TypeError for one that is not a record (a file edited by hand)."""
         known = {k: data[k] for k in ("flow_run_id", "time", "status", "window", "cost_usd", "results", "alerts",
                                       "summary") if k in data}
         record = cls(**known)
+        if not (isinstance(record.flow_run_id, str) and isinstance(record.time, str)
+                and isinstance(record.results, (dict, type(None))) and isinstance(record.alerts, list)
+                and isinstance(record.cost_usd, (int, float, type(None))) and isinstance(record.summary, str)):
+            raise TypeError("not a run record")
         record.status = _status(record.status)
         return record
 

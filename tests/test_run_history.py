@@ -42,6 +42,7 @@ def test_history_file_survives_a_cut_line_and_the_last_line_of_a_run_wins(tmp_pa
     append_record(tmp_path, _record("a", "2026-11-02T00:00:00+00:00", "failed"))
     with (tmp_path / HISTORY_FILE).open("a") as handle:
         handle.write('{"flow_run_id": "cut", "ti\n')
+        handle.write('{"flow_run_id": "edited", "time": "2026-11-03", "status": "completed", "results": [1]}\n')
     append_record(tmp_path, _record("a", "2026-11-02T00:00:00+00:00", "completed"))
     append_record(tmp_path, _record("b", "2026-11-09T00:00:00+00:00"))
     records = read_local_records(tmp_path, limit=10)
