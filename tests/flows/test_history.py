@@ -117,6 +117,7 @@ def test_without_the_server_a_name_fails_in_one_line_and_a_config_lists_its_run_
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
+    monkeypatch.setenv("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "false")  # the command sets it: undone after
     name = f"history-{uuid4().hex[:8]}"
     config = demo_named(tmp_path / "demo", name, tmp_path / "out")
     append_record(tmp_path / "out" / name, RunRecord("aaaaaaaa-1", "2026-11-02T07:00:00+00:00", "completed",
@@ -131,6 +132,10 @@ def test_without_the_server_a_name_fails_in_one_line_and_a_config_lists_its_run_
     assert "warning: could not read" in by_config.output and "listing the runs in its run folders only" in \
         by_config.output
     assert "[bold red]east[/bold red]" in by_config.output and "\x1b" not in by_config.output
+    monkeypatch.undo()  # the command pointed this process's Prefect at the dead port: point it back
+    import prefect.context
+
+    prefect.context.refresh_global_settings_context()
 
 
 @pytest.mark.slow
