@@ -6,6 +6,7 @@ import typer
 
 from cli.backfill import backfill
 from cli.deploy import deploy, serve
+from cli.history import history
 from cli.init import init
 from cli.limits import limits_app
 from cli.prune import prune
@@ -29,6 +30,7 @@ app.command()(serve)
 app.command()(deploy)
 app.command()(backfill)
 app.command()(prune)
+app.command()(history)
 app.add_typer(server_app, name="server", help="Start, stop or inspect the local Prefect server.")
 app.add_typer(sandboxes_app, name="sandboxes", help="List or clean up Daytona sandboxes this tool created.")
 app.add_typer(limits_app, name="limits", help="Cap the sandboxes alive at once; show each deployment's runs at once.")

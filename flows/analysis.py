@@ -28,7 +28,7 @@ from tasks.prefect.artifacts import create_progress, publish_iteration, update_p
 from tasks.prefect.collect import collect_artifacts
 from tasks.prefect.configure import load_analysis_config
 from tasks.prefect.crash_hooks import delete_flow_run_sandboxes
-from tasks.prefect.history import known_runs, record_run
+from tasks.prefect.history import chart_trends, known_runs, record_run
 from tasks.prefect.iterate import rebuild_sandbox, run_iteration, write_final_report
 from tasks.prefect.model import persist_turns
 from tasks.prefect.notifications import notify_completed, notify_failed
@@ -149,6 +149,8 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         cleanup.attempt("release the sandbox slot", slot.release)
         cleanup.attempt("close the model provider", provider.close)
         cleanup.attempt("publish the remaining artifacts", publisher.close)
+        cleanup.attempt("draw the trend charts",  # before the reports, which show it
+                        lambda: chart_trends(loaded, record_of(transcript), earlier_runs, run_dir))
         _collect(transcript, run_dir)
         cleanup.attempt("add the run to the history", lambda: record_run(loaded, record_of(transcript), earlier_runs))
         cleanup.attempt("apply outputs.retention",

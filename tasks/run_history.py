@@ -29,6 +29,9 @@ HISTORY_FILE = "history.jsonl"
 SUMMARY_CHARS = 500  # the report's opening, as the next run is told it and the history table shows it
 # The table's own columns; every other column of a row is a result (schema.RESERVED_RESULT_NAMES keeps them apart).
 COLUMNS = ("time", "window", "status", "cost_usd", "alerts", "summary", "flow_run")
+# The status of a run whose transcript records no end: killed, its host lost, or still running elsewhere.
+# Its transcript says "running"; the history cannot tell a crash from a run still going, so it says neither.
+UNFINISHED = "unfinished"
 
 
 @dataclass
@@ -37,7 +40,7 @@ class RunRecord:
 
     flow_run_id: str
     time: str  # ISO: the time the run is for (its as_of), else when it started
-    status: str  # the transcript's: completed, max_iterations, failed, results_invalid, ...
+    status: str  # the transcript's (completed, max_iterations, failed, results_invalid, ...), or UNFINISHED
     window: str | None = None  # "2026-11-23..2026-11-29"
     cost_usd: float | None = None
     results: dict[str, Any] | None = None
@@ -45,25 +48,32 @@ class RunRecord:
     summary: str = ""  # the opening of the report, clipped to SUMMARY_CHARS; untrusted (the model wrote it)
 
     @property
+    def ended(self) -> bool:
+        return self.status != UNFINISHED
+
+    @property
     def completed(self) -> bool:
         """A run whose analysis finished: worth remembering (a stop at the iteration cap still reported)."""
         return self.status in ("completed", "max_iterations", "budget_exceeded")
 
-    def to_row(self) -> dict[str, Any]:
-        """The history table's row: its own columns, then one column per result."""
+    def to_row(self, result_names: Iterable[str] | None = None) -> dict[str, Any]:
+        """The history table's row: its own columns, then one column per result (each of ``result_names``,
+        None where this run has no value, when they are given)."""
+        results = self.results or {}
+        if result_names is not None:
+            results = {k: results.get(k) for k in result_names}
         return {"time": self.time, "window": self.window or "", "status": self.status, "cost_usd": self.cost_usd,
-                **(self.results or {}), "alerts": ", ".join(self.alerts), "summary": self.summary,
-                "flow_run": self.flow_run_id}
+                **results, "alerts": ", ".join(self.alerts), "summary": self.summary, "flow_run": self.flow_run_id}
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunRecord | None:
         """A row of the table back into a record; None for a row that is not one (a table edited by hand)."""
         if not isinstance(row, Mapping) or not isinstance(row.get("time"), str) or not row.get("status"):
             return None
-        results = {k: v for k, v in row.items() if k not in COLUMNS}
+        results = {k: v for k, v in row.items() if k not in COLUMNS and v is not None}
         alerts = row.get("alerts") or ""
         cost = row.get("cost_usd")
-        return cls(flow_run_id=str(row.get("flow_run") or ""), time=row["time"], status=str(row["status"]),
+        return cls(flow_run_id=str(row.get("flow_run") or ""), time=row["time"], status=_status(row["status"]),
                    window=str(row.get("window") or "") or None,
                    cost_usd=float(cost) if isinstance(cost, (int, float)) else None,
                    results=results or None,
@@ -75,9 +85,28 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        """A line of history.jsonl; TypeError for one that is not a record (a file edited by hand)."""
         known = {k: data[k] for k in ("flow_run_id", "time", "status", "window", "cost_usd", "results", "alerts",
                                       "summary") if k in data}
-        return cls(**known)
+        record = cls(**known)
+        if not (isinstance(record.flow_run_id, str) and isinstance(record.time, str)
+                and isinstance(record.results, (dict, type(None))) and isinstance(record.alerts, list)
+                and isinstance(record.cost_usd, (int, float, type(None))) and isinstance(record.summary, str)):
+            raise TypeError("not a run record")
+        record.status = _status(record.status)
+        return record
+
+
+def _status(status: object) -> str:
+    return UNFINISHED if status == "running" else str(status)
+
+
+def table_rows(records: Iterable[RunRecord], declared: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The history table: every row with the same columns, the ``declared`` results first. The Prefect UI
+    takes a table's columns from its first row alone: a newest run without results would hide them all."""
+    records = list(records)
+    names = dict.fromkeys([*declared, *(k for r in records for k in (r.results or {}))])
+    return [r.to_row(names) for r in records]
 
 
 def record_of(transcript: Transcript) -> RunRecord:
@@ -87,7 +116,7 @@ def record_of(transcript: Transcript) -> RunRecord:
     return RunRecord(
         flow_run_id=transcript.flow_run_id or transcript.run_key or "",
         time=utc_iso(run_time.get("as_of") or transcript.started_at),
-        status=transcript.status,
+        status=_status(transcript.status),
         window=f"{window['start'][:10]}..{window['last_day'][:10]}" if window else None,
         cost_usd=transcript.cost_usd,
         results=dict(transcript.results) if transcript.results else None,
@@ -114,12 +143,15 @@ def report_summary(report: str | None) -> str:
 
 
 def merge_records(*sources: Iterable[RunRecord]) -> list[RunRecord]:
-    """One record per run (the first source that has it wins), newest ``time`` first."""
+    """One record per run, newest ``time`` first: the first source that has it wins, except that a record
+    of the run's end always beats an unfinished one (another host may have listed the run while it went on,
+    and published that after the run's own row)."""
     seen: dict[str, RunRecord] = {}
     for source in sources:
         for record in source:
             key = record.flow_run_id or f"{record.time}/{record.status}"
-            seen.setdefault(key, record)
+            if key not in seen or (record.ended and not seen[key].ended):
+                seen[key] = record
     return sorted(seen.values(), key=lambda r: r.time, reverse=True)
 
 

@@ -12,6 +12,7 @@ from tasks.reports.html import render_report_html
 from tasks.reports.images import MiB, ChartEmbedder
 from tasks.reports.markdown import render_iteration_markdown, render_report_markdown
 from tasks.reports.notebook import build_notebook, write_notebook
+from tasks.reports.trends import trend_charts
 from tasks.results import RESULTS_FILE
 
 __all__ = [
@@ -42,7 +43,7 @@ def write_run_reports(transcript: Transcript, run_dir: Path) -> dict[str, Path]:
     paths = {"markdown": run_dir / "report.md", "html": run_dir / "report.html",
              "notebook": run_dir / "analysis.ipynb"}
     linked = render_report_markdown(transcript, run_dir, embed=False)
-    charts = [c for cell in transcript.cells for c in cell.charts]
+    charts = [c for cell in transcript.cells for c in cell.charts] + trend_charts(run_dir)
     embedder = ChartEmbedder(run_dir, _HTML_BUDGET - len(linked.encode()))
     writers = {
         "markdown": lambda: paths["markdown"].write_text(linked, encoding="utf-8"),

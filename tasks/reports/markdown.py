@@ -17,6 +17,7 @@ from tasks.image_safety import name_stem
 from tasks.memory import result_changes
 from tasks.reports.images import MiB, ChartEmbedder
 from tasks.reports.safe_markdown import ChartRef, Segment, fence, safe_inline, safe_markdown
+from tasks.reports.trends import trend_charts
 from tasks.results import results_rows, results_value
 from tasks.text_safety import printable
 
@@ -136,6 +137,13 @@ def _since_last_run_section(memory: list[dict[str, Any]], results: dict[str, Any
     return "\n".join(lines)
 
 
+def _trends_section(run_dir: Path) -> list[str | ChartRef]:
+    """The trend chart the run drew of its numeric results and the runs before it (tasks/reports/trends.py),
+    its alt text its file's stem like every chart's."""
+    return [line for chart in trend_charts(run_dir)
+            for line in ("## Trends", "", ChartRef(PurePosixPath(chart).stem, chart), "")]
+
+
 def _cell(text: str) -> str:
     """One line of text inside a table cell: every markdown and HTML character taken literally."""
     return _MARKDOWN_ACTIVE.sub(r"\\\1", " ".join(printable(text).split()))
@@ -230,6 +238,7 @@ def render_report_markdown(transcript: Transcript, run_dir: Path, *, embed: bool
             *([_results_section(transcript), ""] if transcript.results else []),
             *([_since_last_run_section(transcript.memory, transcript.results), ""]
               if transcript.memory is not None else []),
+            *_trends_section(Path(run_dir)),
             "\n".join("> " + line for line in transcript.prompt.strip().splitlines()), "", "---", "", body, "")
     rest = [(n, c) for n, c in charts if c not in inline]
     if rest:

@@ -21,6 +21,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from tasks.prefect.artifacts import artifact_key
 from tasks.reports.images import MAX_WIDTH
+from tasks.reports.trends import trend_charts
 from tests.conftest import system_command
 from tests.ui.browser import chromium, full_page_screenshot, screenshot_dir, wait_until_drawn
 
@@ -78,6 +79,9 @@ def test_the_default_ui_shows_the_run_its_tasks_and_the_report_charts(chromium_p
     assert {f"iteration-{n}" for n in range(1, demo_run["iterations"] + 1)} <= names, names
     assert all(any(n.startswith(step) for n in names) for step in STEPS), names
     report = next(a for a in artifacts if a.key == artifact_key(demo_run["analysis"], "report"))
+    run_dir = Path(demo_run["run_dir"])
+    # the trend chart too, when earlier demo runs on the session's server left a history with results
+    charts = demo_run["charts"] + trend_charts(run_dir)
 
     # The link `analyst run` prints must open the UI a browser gets by default, not the other one.
     ui_url = demo_run["ui_url"]
@@ -124,7 +128,7 @@ def test_the_default_ui_shows_the_run_its_tasks_and_the_report_charts(chromium_p
             markdown = page.get_by_test_id("markdown-display")
             expect(markdown.locator("h1").first).to_have_text(demo_run["analysis"])
             images = markdown.locator("img")
-            expect(images).to_have_count(len(demo_run["charts"]))
+            expect(images).to_have_count(len(charts))
             # decode() settles once the image is decoded and rejects if it cannot be: no polling.
             shown = images.evaluate_all("""async imgs => {
                 const decoded = await Promise.allSettled(imgs.map(i => i.decode()));
@@ -134,9 +138,8 @@ def test_the_default_ui_shows_the_run_its_tasks_and_the_report_charts(chromium_p
                     boxed: i.getBoundingClientRect().width > 0 && i.getBoundingClientRect().height > 0}));
             }""")
 
-    run_dir = Path(demo_run["run_dir"])
     expected = []
-    for chart in demo_run["charts"]:
+    for chart in charts:
         with Image.open(run_dir / chart) as png:
             width, height = png.size
         shrunk = min(width, MAX_WIDTH)  # wider charts are embedded at MAX_WIDTH (tasks/reports/images.py)
