@@ -171,6 +171,8 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     colour = "green" if status == "completed" else ("yellow" if status in COMPLETE else "red")
     rows: list[tuple[str, str | Text]] = [
         ("status", Text.assemble((status, colour), f" {summary.get('detail') or ''}".rstrip()))]
+    if summary.get("alerts"):  # the values they read are the model's and the data's: plain text
+        rows.append(("alerts", Text(printable("; ".join(summary["alerts"])), style="bold yellow")))
     if summary.get("error"):
         rows.append(("error", printable(summary["error"])))  # may quote the sandbox's or the model's text
     if summary.get("report"):

@@ -24,6 +24,7 @@ from tasks.agent.start import open_conversation, start_transcript
 from tasks.transcript import TRANSCRIPT_FILE, IterationRecord, Transcript
 from tasks.config import LoadedConfig
 from tasks.models import create_provider
+from tasks.prefect.alerts import alert_on_invalid_data, raise_alerts, with_alerts
 from tasks.prefect.artifacts import create_progress, publish_iteration, update_progress
 from tasks.prefect.collect import collect_artifacts
 from tasks.prefect.configure import load_analysis_config
@@ -38,7 +39,8 @@ from tasks.prefect.retention import tidy_up_after_run
 from tasks.prefect.sandbox_slots import SandboxSlot
 from tasks.prefect.secret_blocks import read_secret_block
 from tasks.prefect.source_blocks import use_kept_data
-from tasks.prefect.validate import validate_datasets
+from tasks.prefect.validate import DataInvalid, validate_datasets
+from tasks.alerts import alert_line
 from tasks.memory import recall
 from tasks.results import results_model
 from tasks.run_history import record_of
@@ -80,7 +82,11 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     _tag_window(loaded)
     # A replay or resume reads the data the run it repeats kept (data/ beside its transcript), if any.
     use_kept_data(loaded, transcript_file(Path(resume)) if resume else Path(replay) if replay else None)
-    reports = validate_datasets(loaded)
+    try:
+        reports = validate_datasets(loaded)
+    except DataInvalid as invalid:  # alerts on validation.failed or status are told before the run fails
+        alert_on_invalid_data(loaded, invalid, lambda: known_runs(loaded))
+        raise
     provider = create_provider(cfg.model, loaded.base_dir, replay=replay, read_secret=read_secret_block)
     flow_run_id = str(flow_run.get_id() or "")
     transcript = start_transcript(cfg, reports, provider, flow_run_id=flow_run_id)
@@ -106,10 +112,11 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     publisher = ArtifactPublisher()
     slot = SandboxSlot(transcript.flow_run_id)  # the global cap on live sandboxes, if one is set
     failed = False
+    ended_before = transcript.status not in RESUMABLE  # a retry of an attempt that ended: only its clean-up failed
     try:
-        if transcript.status not in RESUMABLE:  # a retry of an attempt that ended: only its clean-up failed
+        if ended_before:
             logger.info("This run already ended (%s): cleaning up only", transcript.status)
-            return summarize(transcript, run_dir)
+            return with_alerts(summarize(transcript, run_dir), transcript)
         slot.acquire()
         sandbox = provision_sandbox(loaded, labels={"analysis": cfg.name, "flow-run": transcript.flow_run_id})
         uploaded = upload_datasets(sandbox, loaded, run_dir)
@@ -140,6 +147,8 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         raise
     finally:
         cleanup = _Cleanup()
+        if not ended_before:  # that attempt evaluated them and emitted their events
+            cleanup.attempt("evaluate the alerts", lambda: raise_alerts(loaded, transcript, earlier_runs))
         unsaved = cleanup.attempt("save the transcript", lambda: transcript.save(run_dir / TRANSCRIPT_FILE))
         if unsaved is not None:  # the reports must not call a run complete that left no record
             detail = f"could not save {run_dir / TRANSCRIPT_FILE} ({type(unsaved).__name__}: {unsaved})"
@@ -158,7 +167,8 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         cleanup.reraise_interruption()
         if unsaved is not None and not failed:
             raise TranscriptNotSaved(transcript.stop_detail)
-    return summarize(transcript, run_dir) | ({"replayed": replay} if replay else {})
+    # A Completed state naming the alerts when some fired; Prefect hands the caller its data, the summary.
+    return with_alerts(summarize(transcript, run_dir) | ({"replayed": replay} if replay else {}), transcript)
 
 
 class TranscriptNotSaved(RuntimeError):
@@ -204,6 +214,7 @@ def summarize(transcript: Transcript, run_dir: Path) -> dict[str, Any]:
         "run_time": transcript.run_time,
         "data": transcript.data,
         "results": transcript.results,
+        "alerts": [alert_line(a) for a in transcript.alerts],
     }
 
 

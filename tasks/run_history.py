@@ -120,6 +120,7 @@ def record_of(transcript: Transcript) -> RunRecord:
         window=f"{window['start'][:10]}..{window['last_day'][:10]}" if window else None,
         cost_usd=transcript.cost_usd,
         results=dict(transcript.results) if transcript.results else None,
+        alerts=[str(a.get("name")) for a in transcript.alerts],
         summary=report_summary(transcript.final_report),
     )
 

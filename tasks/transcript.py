@@ -114,6 +114,8 @@ class Transcript:
     memory: list[dict[str, Any]] | None = None
     # The alerts that fired: {"name", "message", "values"} each (tasks/alerts.py).
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    # The alerts that could not be evaluated (a value missing, a type mismatch): {"name", "reason"} each.
+    alerts_not_evaluated: list[dict[str, str]] = field(default_factory=list)
     # running | completed | max_iterations | budget_exceeded | refused | results_invalid | failed
     status: str = "running"
     stop_detail: str = ""

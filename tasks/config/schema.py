@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dateutil.rrule
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from tasks.config.alert_schema import AlertConfig, check_alerts
 from tasks.config.source_schema import BLOCK_SLUG, Combine, CredentialRef, SqlSource, is_glob, is_object_store
 from tasks.config.memory_schema import HistoryConfig, MemoryConfig
 from tasks.config.upkeep_schema import NotifyConfig, RetentionConfig
@@ -602,6 +603,11 @@ class AnalysisConfig(Strict):
     notify: list[NotifyConfig] = Field(default_factory=list, description=(
         "Notifications: [{block: 'slack-webhook/analyses', on: [failed, crashed]}, ...]. A message names the "
         "analysis, status, window, key results, alerts, cost and links to the run and its report; never a secret."))
+    alerts: list[AlertConfig] = Field(default_factory=list, description=(
+        "Named conditions checked after each run (and when the data fails validation): [{name: revenue_drop, "
+        "when: 'total_revenue < previous.total_revenue * 0.9', message: ...}]. One that holds heads the report "
+        "and the run's state message, emits the Prefect event analysis.alert and sends the notify entries with "
+        "on: [alert]. See docs/configuration.md#alerts."))
 
     @field_validator("name")
     @classmethod
@@ -632,6 +638,13 @@ class AnalysisConfig(Strict):
         if taken:
             raise ValueError(f"{', '.join(repr(t) for t in taken)}: reserved (a column of the history table or a "
                              f"name alerts read); rename the result, e.g. '{taken[0]}_value'")
+        return value
+
+    @field_validator("alerts")
+    @classmethod
+    def _alert_names_known(cls, value: list[AlertConfig], info: ValidationInfo) -> list[AlertConfig]:
+        if "results" in info.data and "datasets" in info.data:  # else their own errors are reported
+            check_alerts(value, info.data["results"], [d.name for d in info.data["datasets"]])
         return value
 
     @field_validator("retry_delay")

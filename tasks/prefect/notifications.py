@@ -17,6 +17,7 @@ from prefect.blocks.core import Block
 from prefect.settings import get_current_settings
 
 from cli.local_server import flow_run_url
+from tasks.alerts import alert_line
 from tasks.config import LoadedConfig, load_config
 from tasks.config.upkeep_schema import EMAIL_BLOCK_TYPE, NotifyConfig
 from tasks.notifications import OUTCOME_OF_STATUS, RunNotice, notice_body, notice_subject
@@ -51,7 +52,11 @@ def notify_failed(flow: Any, flow_run: Any, state: Any) -> None:
     outcome = "validation_failed" if isinstance(error, DataInvalid) else "failed"
     detail = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(state.message or "")
     notice = _notice(loaded, flow_run, outcome, outcome, detail)
-    notice.cost_usd = _cost_so_far(loaded, str(flow_run.id))
+    transcript = _transcript_of(loaded, str(flow_run.id))
+    notice.cost_usd = transcript.cost_usd if transcript else None
+    # the alerts a validation failure fired ride on the error; a later failure's are in its transcript
+    fired = error.alerts if isinstance(error, DataInvalid) else transcript.alerts if transcript else []
+    notice.alerts = [alert_line(a) for a in fired]
     send(loaded, notice)
 
 
@@ -109,11 +114,11 @@ def _config_of(flow_run: Any) -> LoadedConfig | None:
         return None
 
 
-def _cost_so_far(loaded: LoadedConfig, flow_run_id: str) -> float | None:
-    """The model's cost recorded by this flow run's transcript, if it got that far."""
+def _transcript_of(loaded: LoadedConfig, flow_run_id: str) -> Transcript | None:
+    """This flow run's transcript, if it got that far: the model's cost and the alerts it fired."""
     for path in sorted((loaded.outputs_dir / loaded.config.name).glob(f"*-{flow_run_id[:8]}/{TRANSCRIPT_FILE}")):
         try:
-            return Transcript.load(Path(path)).cost_usd
-        except Exception:  # noqa: BLE001 - the cost is a courtesy in a failure's message
+            return Transcript.load(Path(path))
+        except Exception:  # noqa: BLE001 - the cost and alerts are a courtesy in a failure's message
             return None
     return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
@@ -17,6 +19,7 @@ class DataInvalid(AnalystError):
 
     def __init__(self, reports: list[DatasetReport]):
         self.reports = reports
+        self.alerts: list[dict[str, Any]] = []  # the alerts this failure fired (tasks/prefect/alerts.py)
         names = ", ".join(f"{r.name} ({r.failure_count:,} failing values)" for r in reports if r.blocking)
         super().__init__(f"data invalid: {names}; see the validation table, or set on_invalid: warn to go on")
 

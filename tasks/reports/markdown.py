@@ -144,6 +144,22 @@ def _trends_section(run_dir: Path) -> list[str | ChartRef]:
             for line in ("## Trends", "", ChartRef(PurePosixPath(chart).stem, chart), "")]
 
 
+def _alerts_section(transcript: Transcript) -> str:
+    """The alerts that fired, with the values their condition read (the model's and the data's: escaped),
+    then those that could not be evaluated and why. A transcript read back may come from anywhere, so
+    the names and messages are escaped too."""
+    lines = ["## Alerts", ""]
+    for alert in transcript.alerts:
+        values = alert.get("values")
+        read = "" if not isinstance(values, dict) else "; ".join(
+            f"{_cell(str(k))} = {_cell(results_value(v))}" for k, v in values.items())
+        lines.append(f"- **Fired: {_cell(str(alert.get('name')))}**: "
+                     f"{_cell(str(alert.get('message') or alert.get('when') or ''))}" + (f" ({read})" if read else ""))
+    for skipped in transcript.alerts_not_evaluated:
+        lines.append(f"- Not evaluated: {_cell(str(skipped.get('name')))}: {_cell(str(skipped.get('reason')))}")
+    return "\n".join(lines)
+
+
 def _cell(text: str) -> str:
     """One line of text inside a table cell: every markdown and HTML character taken literally."""
     return _MARKDOWN_ACTIVE.sub(r"\\\1", " ".join(printable(text).split()))
@@ -235,6 +251,7 @@ def render_report_markdown(transcript: Transcript, run_dir: Path, *, embed: bool
             f"**Model:** `{transcript.model}` ({transcript.provider}) · **Started:** {transcript.started_at}"
             + (f" · **Finished:** {transcript.finished_at}" if transcript.finished_at else "") + "  ",
             run_time_line(transcript), "",
+            *([_alerts_section(transcript), ""] if transcript.alerts or transcript.alerts_not_evaluated else []),
             *([_results_section(transcript), ""] if transcript.results else []),
             *([_since_last_run_section(transcript.memory, transcript.results), ""]
               if transcript.memory is not None else []),

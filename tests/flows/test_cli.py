@@ -220,3 +220,19 @@ def test_run_summary_outside_a_terminal_keeps_paths_and_links_whole(monkeypatch,
     lines = out.getvalue().splitlines()
     assert lines == ["status: completed", f"report: {run_dir / 'report.md'}", f"run folder: {run_dir}",
                      f"Prefect UI: {ui_url}", "iterations: 6"]
+
+
+def test_run_summary_names_the_alerts_right_under_the_status(monkeypatch) -> None:
+    from io import StringIO
+
+    from cli._console import console
+    from cli.run import _print_summary
+
+    out = StringIO()
+    monkeypatch.setattr(console, "_file", out)
+    monkeypatch.setattr(console, "width", 400)
+    _print_summary(console, {"status": "completed", "alerts": [f"region: Best region changed (best_region={HOSTILE})",
+                                                               "drop: Revenue fell (total_revenue=1.0)"]})
+    lines = out.getvalue().splitlines()
+    assert lines == ["status: completed", "alerts: region: Best region changed (best_region=[/x] [old] "
+                     'df[["a"]]); drop: Revenue fell (total_revenue=1.0)']
