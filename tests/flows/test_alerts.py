@@ -21,7 +21,6 @@ from prefect.events.schemas.automations import AutomationCore
 from flows.analysis import analyze
 from tasks.prefect.validate import DataInvalid
 from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
-from tests.fakes.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.slow
 
@@ -29,12 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "retail-sales.yaml"
 REVENUE_DROP = {"name": "revenue_drop", "when": "total_revenue < previous.total_revenue * 0.9",
                 "message": "Revenue fell more than 10% since the last run"}
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture

@@ -7,13 +7,9 @@ from __future__ import annotations
 import email
 import email.policy
 import shutil
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect_email import EmailServerCredentials
 
@@ -21,7 +17,7 @@ from flows.analysis import analyze
 from tasks.errors import ModelError
 from tasks.prefect.validate import DataInvalid
 from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
-from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.flows.conftest import SMTP_PASSWORD
 
 pytestmark = pytest.mark.slow
 
@@ -29,47 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "retail-sales.yaml"
 API_KEY = "sk-ant-planted-notify-0123456789"
 HOOK_TOKEN = "hook-token-planted-abcdef"
-SMTP_PASSWORD = "smtp-password-planted-987654"
 SECRETS = (API_KEY, HOOK_TOKEN, SMTP_PASSWORD)
-
-
-class Mailbox:
-    """What the SMTP server received, and who logged in."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self.logins: list[str] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's handler name
-        self.messages.append(envelope.content.decode("utf-8", "replace"))
-        return "250 OK"
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
-        assert isinstance(auth_data, LoginPassword)
-        self.logins.append(auth_data.login.decode())
-        return AuthResult(success=auth_data.password.decode() == SMTP_PASSWORD)
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    box = Mailbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(box, hostname="127.0.0.1", port=port, authenticator=box.authenticate,
-                            auth_require_tls=False)
-    controller.start()
-    box.port = port
-    try:
-        yield box
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
