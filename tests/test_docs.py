@@ -6,6 +6,8 @@ import importlib.util
 import re
 from pathlib import Path
 
+import pytest
+
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -62,3 +64,29 @@ def test_links_between_pages_lead_to_pages() -> None:
     for page, base in pages.items():
         for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
             assert (base / target).is_file(), f"{page.name} links to {target}, which does not exist"
+
+
+def test_every_config_shown_in_the_readme_and_docs_loads(tmp_path: Path) -> None:
+    """A YAML block that starts with `name:` and has a prompt is a whole config a reader may copy: it must
+    load as one (the schema files it names stand in as the demo's)."""
+    from tasks.config import load_config
+    from tasks.errors import ConfigError
+
+    demo_schema = (DOCS.parent / "configs" / "schemas" / "retail_sales.schema.yaml").read_text()
+    blocks = [(page.name, block) for page in [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]
+              for block in re.findall(r"```yaml\n(name: .*?)```", page.read_text(), re.S) if "\nprompt:" in block]
+    assert any(name == "README.md" for name, _ in blocks)
+    for number, (name, block) in enumerate(blocks):
+        folder = tmp_path / str(number)
+        for schema in re.findall(r"schema: (\S+\.yaml)", block):
+            (folder / schema).parent.mkdir(parents=True, exist_ok=True)
+            (folder / schema).write_text(demo_schema)
+        for data in re.findall(r"path: (\S+\.csv)", block):
+            (folder / data).parent.mkdir(parents=True, exist_ok=True)
+            (folder / data).write_text("date\n2026-01-01\n")
+        folder.mkdir(exist_ok=True)
+        (folder / "config.yaml").write_text(block)
+        try:
+            load_config(folder / "config.yaml")
+        except ConfigError as exc:
+            pytest.fail(f"the config shown in {name} does not load: {exc}")

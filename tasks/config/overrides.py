@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from tasks.config.yaml_guard import load_yaml_text
 from tasks.errors import ConfigError, Problem
 
 FIX = "fix or remove that override (--set, or the flow's overrides parameter)"
@@ -30,7 +31,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError([Problem("--set", pair, "expected KEY=VALUE, e.g. model.max_iterations=3")])
         try:
-            result[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            result[key.strip()] = load_yaml_text(value) if value.strip() else ""
         except yaml.YAMLError:
             result[key.strip()] = value
     return result

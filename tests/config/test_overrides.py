@@ -81,3 +81,11 @@ def test_an_override_does_not_touch_the_file() -> None:
     before = DEMO.read_text()
     load_config(DEMO, {"model": {"max_iterations": 3}})
     assert DEMO.read_text() == before
+
+
+def test_on_and_off_are_words_as_yaml_1_2_reads_them_not_booleans() -> None:
+    """`on:` is notify's key; YAML 1.1 (PyYAML's default) would read it as True."""
+    from tasks.config import parse_overrides
+
+    assert parse_overrides(["notify=[{block: custom-webhook/x, on: [alert]}]", "a=off", "b=false"]) == {
+        "notify": [{"block": "custom-webhook/x", "on": ["alert"]}], "a": "off", "b": False}
