@@ -76,7 +76,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, FakeAnthropicAPI() as api:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        # A user's installs hold compiled bytecode (pip and `uv pip install --compile-bytecode` write it):
+        # without PYTHONDONTWRITEBYTECODE the untimed first runs write what is missing.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "PYTHONDONTWRITEBYTECODE"}
         env.update(ANALYST_HOME=f"{tmp}/home", ANTHROPIC_BASE_URL=api.base_url, ANTHROPIC_API_KEY="sk-ant-bench",
                    PREFECT_SERVER_ANALYTICS_ENABLED="false", ANALYST_SERVER_PORT=os.environ.get(
                        "ANALYST_SERVER_PORT", "4250"))

@@ -16,7 +16,6 @@ from prefect.cache_policies import NONE
 
 from tasks.agent.fingerprint import UploadedData, file_sha256
 from tasks.config import LoadedConfig
-from tasks.datasets import dataset_file, source_of
 from tasks.datasets.kept_data import keep_data
 from tasks.errors import SandboxError
 from tasks.prefect.background import in_background, settled
@@ -57,6 +56,8 @@ def upload_datasets(sandbox: Sandbox, loaded: LoadedConfig, run_dir: Path) -> Up
     """Upload every dataset and hash it (read while the upload has the file in the page cache), which
     a resumed run compares with the run it continues; keep it in ``run_dir`` with ``outputs.keep_data``.
     Data read from an earlier run's kept files is kept again, so this run can be replayed in turn."""
+    from tasks.datasets import dataset_file, source_of  # noqa: PLC0415 - polars: validation imported it already
+
     access = source_access(loaded)
     uploaded, seen = [], UploadedData(read_kept={name: str(path) for name, path in access.kept.items()})
     for dataset in loaded.config.datasets:

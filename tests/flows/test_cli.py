@@ -47,6 +47,14 @@ def test_the_cli_imports_none_of_the_heavy_libraries_until_a_command_needs_them(
     assert found.stdout.strip() == "[]"
 
 
+def test_the_flow_imports_the_data_libraries_only_in_its_validation_step() -> None:
+    """They take about a second, which a new run spends while its sandbox starts in the background."""
+    probe = ("import sys\nimport flows.analysis\n"
+             "print(sorted(m for m in ('pandas', 'pandera', 'polars') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
+
+
 def test_validate_exit_statuses(cli, broken_demo, tmp_path) -> None:
     ok = cli("validate", DEMO)
     assert ok.exit_code == 0, ok.output
