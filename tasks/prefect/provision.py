@@ -1,8 +1,8 @@
 """Steps 3, 4 and 7: provision the sandbox, upload the datasets, tear the sandbox down.
 
-A new run provisions while its data is validated (``SandboxStart``): provisioning waits on another
-process (the kernel starting, the Daytona API), so done after validation it only delayed Claude's
-first request. The upload still comes before that request: a run whose upload fails never calls the model.
+A new run provisions while its data is validated (``SandboxStart``): provisioning mostly waits on
+another process (the kernel starting, the Daytona API), which can go on while validation runs. The
+upload comes before Claude's first request: a run whose upload fails never calls the model.
 """
 
 from __future__ import annotations
