@@ -77,6 +77,7 @@ bench: setup
 	$(PY) benchmarks/validate_large.py
 	$(PY) benchmarks/sql_source.py
 	$(PY) benchmarks/trend_chart.py
+	$(PY) benchmarks/first_request.py
 
 # docs/config.md and docs/cli.md are generated from the config schema and the CLI's help.
 docs: $(STAMP)

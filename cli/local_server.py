@@ -363,15 +363,22 @@ def use_api_url(api_url: str, *, local: bool = False) -> None:
         )
 
 
-def configure_prefect(timeout: float = START_TIMEOUT) -> str:
+def configure_prefect(timeout: float = START_TIMEOUT, *, wait: bool = True) -> str:
     """ensure_server() + use_api_url() + the server's crash detection (``flows/crash_detection.py``):
-    call once before running or serving flows; returns the API URL."""
-    from flows.crash_detection import ensure_crash_detection
+    call once before running or serving flows; returns the API URL.
+
+    ``wait=False`` (`analyst run`) sets up crash detection in a background thread: its round trips
+    need not delay the run's start, and the automation only acts on a run's heartbeats, minutes later."""
+    from flows.crash_detection import ensure_crash_detection  # imports prefect: here, not in a thread
+    from tasks.prefect.background import in_background
 
     local = not os.environ.get("PREFECT_API_URL", "").strip()
     url = ensure_server(timeout)
     use_api_url(url, local=local)
-    ensure_crash_detection()
+    if wait:
+        ensure_crash_detection()
+    else:
+        in_background(ensure_crash_detection, name="crash-detection")
     return url
 
 

@@ -56,7 +56,7 @@ def run(
                 loaded = load_config(config, overrides, as_of=as_of)
         from cli.local_server import configure_prefect, flow_run_url
 
-        api_url = configure_prefect()
+        api_url = configure_prefect(wait=False)
         if resume is not None:
             _warn_if_still_running(earlier.flow_run_id)
         from flows.analysis import analyze  # imports prefect: only after its API URL is settled

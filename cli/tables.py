@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tasks.datasets import DatasetReport
 from tasks.text_safety import printable
+
+if TYPE_CHECKING:  # tasks.datasets imports pandas: 1 s that `analyst --help` and `run` need not pay first
+    from tasks.datasets import DatasetReport
 
 MAX_COLUMNS_SHOWN = 40  # a wide file (thousands of columns) gets a summary, not a line per column
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_client, get_run_logger
 from prefect.exceptions import TerminationSignal
@@ -33,7 +34,8 @@ from tasks.prefect.history import chart_trends, known_runs, record_run
 from tasks.prefect.iterate import rebuild_sandbox, run_iteration, write_final_report
 from tasks.prefect.model import persist_turns
 from tasks.prefect.notifications import notify_completed, notify_failed
-from tasks.prefect.provision import provision_sandbox, teardown_sandbox, upload_datasets
+from tasks.prefect.background import in_background, settled
+from tasks.prefect.provision import SandboxStart, provision_sandbox, teardown_sandbox, upload_datasets
 from tasks.prefect.publisher import ArtifactPublisher
 from tasks.prefect.retention import tidy_up_after_run
 from tasks.prefect.sandbox_slots import SandboxSlot
@@ -79,28 +81,36 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     events.emit("flow_run", {"flow_run_id": str(flow_run.get_id() or "")})
     loaded = load_analysis_config(config, overrides, as_of or _resumed_run_time(resume) or _run_time())
     cfg = loaded.config
-    _tag_window(loaded)
+    tagging = in_background(_tag_window, loaded, name="tag-window")  # nothing before the first request waits on it
     # A replay or resume reads the data the run it repeats kept (data/ beside its transcript), if any.
     use_kept_data(loaded, transcript_file(Path(resume)) if resume else Path(replay) if replay else None)
+    flow_run_id = str(flow_run.get_id() or "")
+    earlier = find_earlier_run(loaded.outputs_dir / cfg.name, flow_run_id, resume)
+    slot = SandboxSlot(flow_run_id)  # the global cap on live sandboxes, if one is set
+    labels = {"analysis": cfg.name, "flow-run": flow_run_id}
+    # A new run's sandbox starts while its data is validated; one that goes on from another run starts it later.
+    early = None if earlier else SandboxStart(lambda: provision_sandbox(loaded, labels=labels), slot)
     try:
         reports = validate_datasets(loaded)
-    except DataInvalid as invalid:  # alerts on validation.failed or status are told before the run fails
-        alert_on_invalid_data(loaded, invalid, lambda: known_runs(loaded))
+        provider = create_provider(cfg.model, loaded.base_dir, replay=replay, read_secret=read_secret_block)
+        transcript = start_transcript(cfg, reports, provider, flow_run_id=flow_run_id)
+        transcript.run_time = loaded.run_time.to_dict()
+        run_dir = earlier.file.parent if earlier and earlier.retry else _new_run_dir(loaded)
+        if earlier:
+            transcript = resume_transcript(earlier, transcript, run_dir)
+        transcript.run_key = transcript.run_key or transcript.flow_run_id or flow_run_id
+        earlier_runs = known_runs(loaded)  # the history this run adds to
+        if earlier is None:  # a resume or retry goes on with what its first attempt was told of earlier runs
+            transcript.memory = recall(cfg.memory, transcript, earlier_runs, provider)
+        open_conversation(transcript)
+        provider = persist_turns(provider, transcript.run_key, loaded, run_dir)
+    except BaseException as stopped:  # invalid data, or any stop before the run's own clean-up below: no sandbox left
+        _teardown(early.settle() if early else None)
+        slot.release()
+        settled(tagging)
+        if isinstance(stopped, DataInvalid):  # alerts on validation.failed or status are told before the run fails
+            alert_on_invalid_data(loaded, stopped, lambda: known_runs(loaded))
         raise
-    provider = create_provider(cfg.model, loaded.base_dir, replay=replay, read_secret=read_secret_block)
-    flow_run_id = str(flow_run.get_id() or "")
-    transcript = start_transcript(cfg, reports, provider, flow_run_id=flow_run_id)
-    transcript.run_time = loaded.run_time.to_dict()
-    earlier = find_earlier_run(loaded.outputs_dir / cfg.name, flow_run_id, resume)
-    run_dir = earlier.file.parent if earlier and earlier.retry else _new_run_dir(loaded)
-    if earlier:
-        transcript = resume_transcript(earlier, transcript, run_dir)
-    transcript.run_key = transcript.run_key or transcript.flow_run_id or flow_run_id
-    earlier_runs = known_runs(loaded)  # the history this run adds to
-    if earlier is None:  # a resume or retry goes on with what its first attempt was told of earlier runs
-        transcript.memory = recall(cfg.memory, transcript, earlier_runs, provider)
-    open_conversation(transcript)
-    provider = persist_turns(provider, transcript.run_key, loaded, run_dir)
     limits = LoopLimits.from_config(cfg)
     logger.info("Run folder: %s", run_dir)
     events.emit("started", {"flow_run_id": transcript.flow_run_id, "run_dir": str(run_dir)})
@@ -110,15 +120,16 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
 
     sandbox = None
     publisher = ArtifactPublisher()
-    slot = SandboxSlot(transcript.flow_run_id)  # the global cap on live sandboxes, if one is set
     failed = False
     ended_before = transcript.status not in RESUMABLE  # a retry of an attempt that ended: only its clean-up failed
     try:
         if ended_before:
             logger.info("This run already ended (%s): cleaning up only", transcript.status)
             return with_alerts(summarize(transcript, run_dir), transcript)
-        slot.acquire()
-        sandbox = provision_sandbox(loaded, labels={"analysis": cfg.name, "flow-run": transcript.flow_run_id})
+        sandbox = early.sandbox() if early else None  # None: no slot was free when it would have started
+        if sandbox is None:
+            slot.acquire()
+            sandbox = provision_sandbox(loaded, labels=labels)
         uploaded = upload_datasets(sandbox, loaded, run_dir)
         check_same_data(transcript, uploaded.digests, earlier.file if earlier else None,
                         {name: uploaded.kept_hashes[name] for name in uploaded.read_kept})
@@ -128,7 +139,8 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         if earlier:
             rebuild_sandbox(sandbox, transcript, limits.code_timeout)
         loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits, results_model(cfg))
-        progress = create_progress(cfg.name, limits.max_iterations)
+        progress: list[UUID | None] = []  # the progress artifact, created by the publisher off the loop's path
+        publisher.submit(lambda: progress.append(create_progress(cfg.name, limits.max_iterations)))
 
         def iteration() -> IterationRecord:
             name = f"iteration-{loop.iterations + 1}"
@@ -136,11 +148,11 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
 
         def published(record: IterationRecord) -> None:
             publisher.submit(publish_iteration, cfg.name, record, run_dir)
-            publisher.submit(update_progress, progress, 100 * record.number / limits.max_iterations)
+            publisher.submit(lambda: update_progress(progress[0], 100 * record.number / limits.max_iterations))
 
         with events.listening(_log_event):
             loop.run(step=iteration, final_report=lambda: write_final_report(loop), after_iteration=published)
-        publisher.submit(update_progress, progress, 100)
+        publisher.submit(lambda: update_progress(progress[0], 100))
     except BaseException as exc:
         failed = True
         transcript.fail(_why_stopped(exc))
@@ -154,8 +166,9 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
             detail = f"could not save {run_dir / TRANSCRIPT_FILE} ({type(unsaved).__name__}: {unsaved})"
             transcript.finish("failed", f"{transcript.stop_detail}; {detail}" if transcript.status == "failed"
                               else detail)
-        _teardown(sandbox)
+        _teardown(sandbox or (early.settle() if early else None))
         cleanup.attempt("release the sandbox slot", slot.release)
+        settled(tagging)
         cleanup.attempt("close the model provider", provider.close)
         cleanup.attempt("publish the remaining artifacts", publisher.close)
         cleanup.attempt("draw the trend charts",  # before the reports, which show it

@@ -143,16 +143,19 @@ def _local_file(dataset: DatasetConfig) -> str | None:
 def config_warnings(config: AnalysisConfig) -> list[str]:
     """Things that work today but will not for long, such as a model past its deprecation date."""
     warnings = []
-    try:
-        # The SDK's own list, kept current by its releases; private, hence the ImportError fallback.
-        # Imported here: anthropic takes 1.6 s and most commands never need this list.
-        from anthropic._data import DEPRECATED_MODELS  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - a future SDK may move it; the warning is a courtesy
-        DEPRECATED_MODELS = {}
-    if config.model.provider == "anthropic" and config.model.name in DEPRECATED_MODELS:
+    deprecated: dict[str, str] = {}
+    if config.model.provider == "anthropic":  # a replay never imports anthropic (1.6 s)
+        try:
+            # The SDK's own list, kept current by its releases; private, hence the ImportError fallback.
+            from anthropic import _data  # noqa: PLC0415, PLC2701
+
+            deprecated = _data.DEPRECATED_MODELS
+        except (ImportError, AttributeError):  # pragma: no cover - a future SDK may move it; a courtesy
+            pass
+    if config.model.name in deprecated:
         warnings.append(
             f"model.name: {config.model.name!r} is deprecated and reaches end of life on "
-            f"{DEPRECATED_MODELS[config.model.name]}; use a current model such as 'claude-sonnet-5-5'"
+            f"{deprecated[config.model.name]}; use a current model such as 'claude-sonnet-5-5'"
         )
     if config.sandbox.isolation == "none":
         warnings.append("sandbox.isolation: 'none' runs model-written code unsandboxed on this machine")

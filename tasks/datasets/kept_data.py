@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 from tasks.config.schema import DatasetConfig
-from tasks.datasets.loading import Reader
 
 KEPT_FOLDER = "data"
 
@@ -36,6 +35,8 @@ def keep_data(dataset: DatasetConfig, local_path: Path, source: str, run_dir: Pa
         if stand_in.resolve() != dest.resolve():
             shutil.copyfile(stand_in, dest)
         return dest
+    from tasks.datasets.loading import Reader  # noqa: PLC0415 - polars: finding kept files needs none
+
     reader = Reader(dataset, local_path, source)
     if reader.format == "parquet":
         shutil.copyfile(local_path, dest)

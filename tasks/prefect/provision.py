@@ -1,7 +1,14 @@
-"""Steps 3, 4 and 7: provision the sandbox, upload the datasets, tear the sandbox down."""
+"""Steps 3, 4 and 7: provision the sandbox, upload the datasets, tear the sandbox down.
+
+A new run provisions while its data is validated (``SandboxStart``): provisioning mostly waits on
+another process (the kernel starting, the Daytona API), which can go on while validation runs. The
+upload comes before Claude's first request: a run whose upload fails never calls the model.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -9,9 +16,10 @@ from prefect.cache_policies import NONE
 
 from tasks.agent.fingerprint import UploadedData, file_sha256
 from tasks.config import LoadedConfig
-from tasks.datasets import dataset_file, source_of
 from tasks.datasets.kept_data import keep_data
 from tasks.errors import SandboxError
+from tasks.prefect.background import in_background, settled
+from tasks.prefect.sandbox_slots import SandboxSlot, read_limit
 from tasks.prefect.secret_blocks import read_secret_block
 from tasks.sandbox import Sandbox, create_sandbox
 from tasks.prefect.source_blocks import source_access
@@ -48,6 +56,8 @@ def upload_datasets(sandbox: Sandbox, loaded: LoadedConfig, run_dir: Path) -> Up
     """Upload every dataset and hash it (read while the upload has the file in the page cache), which
     a resumed run compares with the run it continues; keep it in ``run_dir`` with ``outputs.keep_data``.
     Data read from an earlier run's kept files is kept again, so this run can be replayed in turn."""
+    from tasks.datasets import dataset_file, source_of  # noqa: PLC0415 - polars: validation imported it already
+
     access = source_access(loaded)
     uploaded, seen = [], UploadedData(read_kept={name: str(path) for name, path in access.kept.items()})
     for dataset in loaded.config.datasets:
@@ -69,3 +79,31 @@ def upload_datasets(sandbox: Sandbox, loaded: LoadedConfig, run_dir: Path) -> Up
 @task(name="teardown-sandbox", retries=2, retry_delay_seconds=[1, 5], cache_policy=NONE)
 def teardown_sandbox(sandbox: Sandbox) -> None:
     sandbox.teardown()
+
+
+class SandboxStart:
+    """A new run's sandbox, provisioned in a background thread while the run validates its data.
+
+    It starts only when a sandbox slot is free at once: a run that would wait for one takes it after
+    validation (``sandbox()`` is then None), so that a run whose data is invalid never queues for a
+    slot. ``sandbox()`` waits for it and raises provisioning's error; ``settle()`` waits without
+    raising, for the clean-up, which tears down what it returns whatever else happened.
+    """
+
+    def __init__(self, provision: Callable[[], Sandbox], slot: SandboxSlot):
+        self._future: Future[Sandbox | None] = in_background(self._start, provision, slot, name="provision-sandbox")
+
+    @staticmethod
+    def _start(provision: Callable[[], Sandbox], slot: SandboxSlot) -> Sandbox | None:
+        limit = read_limit(slot.limit_name)
+        if limit is not None and limit.active and limit.active_slots >= limit.limit:
+            return None
+        slot.acquire()
+        return provision()
+
+    def sandbox(self) -> Sandbox | None:
+        return self._future.result()
+
+    def settle(self) -> Sandbox | None:
+        return settled(self._future)
+

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from tasks.config import LoadedConfig
-from tasks.datasets import DatasetReport, validate_dataset
+from tasks.datasets import DatasetReport
 from tasks.errors import AnalystError
 from tasks.prefect.artifacts import publish_validation
 from tasks.prefect.source_blocks import source_access
@@ -28,6 +28,8 @@ class DataInvalid(AnalystError):
 # either (yet): an unreachable URL fails the run at once with a clear error.
 @task(name="validate-datasets", cache_policy=NONE)
 def validate_datasets(loaded: LoadedConfig) -> list[DatasetReport]:
+    from tasks.datasets import validate_dataset  # noqa: PLC0415 - pandas and pandera (1 s): while the sandbox starts
+
     logger = get_run_logger()
     access = source_access(loaded)
     reports = [validate_dataset(dataset, loaded.base_dir, access=access) for dataset in loaded.config.datasets]

@@ -82,7 +82,7 @@ cacheable length unless ``min_cacheable_tokens`` is given.
 
 Recorded for assertions: ``api.requests`` (``RecordedRequest``: ``method``, ``path``, ``headers`` with
 lower-case keys, ``api_key`` the key sent, ``body`` parsed JSON, ``status`` answered, ``usage``
-returned or None),
+returned or None, ``arrived`` its ``time.monotonic()`` once its body was read),
 ``api.bodies`` (the bodies only), ``api.pending`` (entries not consumed yet).
 """
 
@@ -202,6 +202,7 @@ class RecordedRequest:
     body: Any  # parsed JSON, or the raw text when it is not JSON
     status: int | None = None  # what the fake answered
     usage: dict[str, int] | None = None  # the usage it reported, for turns
+    arrived: float = field(default_factory=time.monotonic)  # its body read; benchmarks time a first request by it
 
     @property
     def api_key(self) -> str | None:

@@ -13,6 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.analysis import analyze
+from tasks.agent import events
 from tasks.transcript import Transcript
 from tasks.errors import ModelError
 from tasks.prefect.validate import DataInvalid
@@ -131,6 +132,24 @@ def test_invalid_data_stops_before_any_sandbox(env, anthropic_api, tmp_path) -> 
     [report] = caught.value.reports
     assert report.failure_count == 1 and report.failures[0].row == 4 and report.failures[0].failure_case == "nowhere"
     assert anthropic_api.requests == []  # no model call, and no sandbox: nothing was paid for
+
+
+def test_invalid_data_tears_down_the_sandbox_started_meanwhile(env, anthropic_api, tmp_path) -> None:
+    """A new run starts its sandbox while its data is validated: data that fails leaves none behind."""
+    folder = tmp_path / "bad"
+    shutil.copytree(DEMO.parent, folder, ignore=shutil.ignore_patterns("outputs", "*.json"))
+    data = folder / "data" / "retail_sales.csv"
+    data.write_text(data.read_text().replace("north", "nowhere", 1))
+    before, flow_runs = bwrap_processes(), []
+
+    with events.listening(lambda kind, data: flow_runs.append(data["flow_run_id"]) if kind == "flow_run" else None):
+        with pytest.raises(DataInvalid):
+            analyze(str(folder / "retail-sales.yaml"), env)
+
+    assert anthropic_api.requests == []
+    names = task_run_names(flow_runs[0])
+    assert "provision-sandbox" in " ".join(names) and "teardown-sandbox" in " ".join(names), names
+    assert bwrap_processes() - before == set()
 
 
 def test_replay_runs_the_shipped_transcript_again(env, anthropic_api) -> None:

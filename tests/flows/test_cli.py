@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,26 @@ def test_help_lists_every_command(cli) -> None:
     assert result.exit_code == 0
     for command in ("validate", "infer-schema", "run", "server"):
         assert command in result.output
+
+
+HEAVY = ("prefect", "anthropic", "pandas", "pandera", "polars", "matplotlib")
+
+
+def test_the_cli_imports_none_of_the_heavy_libraries_until_a_command_needs_them() -> None:
+    """Each costs about a second to import: `analyst --help` pays none, and `analyst run` pays them
+    only once the config is loaded and found fine (it fails fast on a bad one)."""
+    probe = ("import sys\nfrom cli import app\nfrom cli.run import run\nfrom cli.validate import validate\n"
+             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
+
+
+def test_the_flow_imports_the_data_libraries_only_in_its_validation_step() -> None:
+    """They take about a second, which a new run spends while its sandbox starts in the background."""
+    probe = ("import sys\nimport flows.analysis\n"
+             "print(sorted(m for m in ('pandas', 'pandera', 'polars') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
 
 
 def test_validate_exit_statuses(cli, broken_demo, tmp_path) -> None:
