@@ -84,6 +84,18 @@ def at_end(schema: pap.DataFrameSchema, limit: int) -> tuple[pap.DataFrameSchema
     return runnable, [*columns, *(schema.unique or [])]
 
 
+def without_proven_unique(end: pap.DataFrameSchema, increasing: set[str]) -> tuple[pap.DataFrameSchema, set[str]]:
+    """``end`` without the columns whose only check is ``unique`` and whose values only increase
+    (they have no duplicates), and those columns' names."""
+    proven = {name for name, column in end.columns.items() if name in increasing and not column.regex
+              and [check.name for check in column.checks] == [UNIQUE]}
+    if not proven:
+        return end, proven
+    end = copy.copy(end)
+    end.columns = {name: column for name, column in end.columns.items() if name not in proven}
+    return end, proven
+
+
 def failure_order(schema: pap.DataFrameSchema, converted: list[str]
                   ) -> Callable[[str | None, str, int], tuple[int, ...]]:
     """A sort key for (column, check) that lists failures as a single run over the whole table

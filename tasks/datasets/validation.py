@@ -25,9 +25,10 @@ from pandera.errors import SchemaErrors
 
 from tasks.config.schema import DatasetConfig
 from tasks.datasets.conversion import FLAG, convert
+from tasks.datasets.held import HeldColumn
 from tasks.datasets.loading import Reader, dataset_file, source_of
 from tasks.datasets.report import CheckCount, DatasetReport, Failure
-from tasks.datasets.runnable import at_end, failure_order, parts, per_batch
+from tasks.datasets.runnable import at_end, failure_order, parts, per_batch, without_proven_unique
 from tasks.datasets.schemas import load_schema
 from tasks.datasets.sources import SourceAccess
 from tasks.datasets.tally import CASES, COUNTS, KEYS, Tally
@@ -89,7 +90,7 @@ class _Pass:
         """A fresh tally for a pass over ``query``."""
         self.query = query
         self.tally = Tally(self.limit, HEAD_ROWS)
-        self.held: dict[str, list[pl.Series]] | None = None
+        self.held: dict[str, HeldColumn] | None = None
         return self.add
 
     def add(self, batch: pl.DataFrame) -> None:
@@ -109,25 +110,36 @@ class _Pass:
         if self.end is None:
             return
         if self.held is None:
-            names = batch.columns if self.wanted is None else [
-                n for w in dict.fromkeys(self.wanted)
-                for n in (batch.select(pl.col(f"^{w.strip('^$')}$")).columns if self.end.columns.get(w) is not None
-                          and self.end.columns[w].regex else [w] if w in batch.columns else [])]
-            self.held = {n: [] for n in dict.fromkeys(names)}
-        for name, pieces in self.held.items():
-            pieces.append(batch[name])
+            self.held = {name: HeldColumn(name, batch.schema[name]) for name in self._needed(batch)}
+        for name, column in self.held.items():
+            column.add(batch[name])
+
+    def _needed(self, batch: pl.DataFrame) -> list[str]:
+        """The batch's columns that the checks run at the end read."""
+        if self.wanted is None or self.end is None:
+            return batch.columns
+        names: list[str] = []
+        for wanted in self.wanted:
+            column = self.end.columns.get(wanted)
+            if column is not None and column.regex:
+                names += batch.select(pl.col(f"^{wanted.strip('^$')}$")).columns
+            elif wanted in batch.columns:
+                names.append(wanted)
+        return list(dict.fromkeys(names))
 
     def finish(self) -> Tally:
         if self.tally.schema is None:  # no rows: the checks of columns and types still run once
             self.add(self.query.head(0).collect())
         if self.end is not None and self.held is not None:
-            frame = pl.DataFrame([pl.concat(p, rechunk=False) for p in self.held.values()]) if self.held \
-                else pl.DataFrame()
-            cases, counts, notes = _run_pandera(frame, self.end, self.limit, self.name, self.source)
-            self.held = None
-            self.tally.add_failures(cases, counts, offset=0)
-            for note in notes:
-                self.tally.add_note(note)
+            end, proven = without_proven_unique(self.end, {n for n, c in self.held.items() if c.increasing()})
+            unread = proven - set(end.unique or []) if self.wanted is not None else set()
+            held, self.held = self.held, None
+            if end.columns or end.checks or end.unique:
+                frame = pl.DataFrame([column.values() for name, column in held.items() if name not in unread])
+                cases, counts, notes = _run_pandera(frame, end, self.limit, self.name, self.source)
+                self.tally.add_failures(cases, counts, offset=0)
+                for note in notes:
+                    self.tally.add_note(note)
         return self.tally
 
 

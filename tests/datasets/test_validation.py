@@ -235,3 +235,16 @@ def test_the_reader_streams_batches_and_starts_over_when_a_column_is_re_read(tmp
     reader.stream(reader.scan(), lambda frame: frame, start, rows=5_000)
     assert reader.text_columns == {"n"}
     assert passes[-1] == [5_000, 5_000, 2_001] and len(passes) == 2  # the second pass read 'n' as text
+
+
+@pytest.mark.parametrize("batch_rows", [None, 7, 500])
+def test_a_duplicate_after_a_run_of_consecutive_ids_is_found(tmp_path: Path, batch_rows: int | None) -> None:
+    # ids 1..999 are kept as one run (first, length); the repeated 5 at the end must bring them back
+    schema = {"columns": {"id": {"dtype": "int64", "unique": True}}}
+    ids = [*range(1, 1000), 5]
+    report = validate_dataset(dataset(_write(tmp_path, "id\n" + "\n".join(map(str, ids)) + "\n"), schema), tmp_path,
+                              batch_rows=batch_rows)
+    assert _failures(report) == {("id", "field_uniqueness", "5", 4), ("id", "field_uniqueness", "5", 999)}
+    ordered = validate_dataset(dataset(_write(tmp_path, "id\n" + "\n".join(map(str, range(1, 1001))) + "\n"),
+                                       schema), tmp_path, batch_rows=batch_rows)
+    assert ordered.valid and ordered.rows == 1000
