@@ -8,7 +8,7 @@ alone takes on the same file, measured in the same run; its peak memory <= 0.5x 
 On the ~10 GB file: it completes, with its time and peak reported.
 
     .venv/bin/python benchmarks/validate_large.py                          # ~1 GB, 10M rows (cached)
-    .venv/bin/python benchmarks/validate_large.py --big-rows 100000000     # then ~10 GB (~8 min more)
+    .venv/bin/python benchmarks/validate_large.py --big-rows 100000000     # then ~10 GB (~10 min more)
     BENCH_BIG_ROWS=100000000 make bench                                    # the same, from make
     .venv/bin/python benchmarks/validate_large.py --rows 200000
 
@@ -61,8 +61,8 @@ columns:
 
 def generate(path: Path, rows: int, seed: int = 7) -> None:
     """Write the CSV in chunks of 1M rows (bounded memory); about 1 in 10,000 rows breaks a check.
-    Past the first ``DISTINCT_CHUNKS``, chunks repeat with new order ids: a 10 GB file is written in
-    about a minute rather than five, its failures ten times the 1 GB file's."""
+    Past the first ``DISTINCT_CHUNKS``, chunks repeat with new order ids (a 10 GB file's failures are
+    then ten times the 1 GB file's); writing the CSV text is most of the time."""
     import numpy as np
     import polars as pl
 
@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (default 3)")
     parser.add_argument("--big-rows", type=int, default=int(os.environ.get("BENCH_BIG_ROWS", "0")),
                         help="rows of a large file generated and validated alone: 100000000 for ~10 GB, about "
-                             "8 minutes here (default: $BENCH_BIG_ROWS, or 0: skipped)")
+                             "10 minutes here (default: $BENCH_BIG_ROWS, or 0: skipped)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -10,8 +10,8 @@ Readers, each given ``read_options`` as keyword arguments:
   (``.jsonl``/``.ndjson``, or a ``.json`` file whose first character is ``{``).
 - xlsx: ``pandas.read_excel(engine="openpyxl")``, converted with ``polars.from_pandas``.
 
-Scans stay lazy so that validation can parse columns while the file streams in: a 1 GB CSV
-never has to exist in memory as text and as parsed values at once.
+Scans stay lazy so that validation can parse columns while the file streams in, batch by batch
+(``Reader.stream``): a 1 GB CSV never has to exist in memory as a whole.
 """
 
 from __future__ import annotations
