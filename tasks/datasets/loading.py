@@ -10,19 +10,20 @@ Readers, each given ``read_options`` as keyword arguments:
   (``.jsonl``/``.ndjson``, or a ``.json`` file whose first character is ``{``).
 - xlsx: ``pandas.read_excel(engine="openpyxl")``, converted with ``polars.from_pandas``.
 
-Scans stay lazy so that validation can parse columns while the file streams in: a 1 GB CSV
-never has to exist in memory as text and as parsed values at once.
+Scans stay lazy so that validation can parse columns while the file streams in, batch by batch
+(``Reader.stream``): a 1 GB CSV never has to exist in memory as a whole.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import os
 import re
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -41,6 +42,13 @@ from tasks.errors import DataError
 DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 _SNIFF_BYTES = 64 * 1024
 _MAX_RETYPED_COLUMNS = 16
+BATCH_BYTES = 16 * 1024**2  # of parsed data per batch: pandera's fixed cost per run against the memory held
+_MAX_BATCH_ROWS = 1_000_000
+_SAMPLE_ROWS = 1_000
+# polars' streaming CSV reader reads ahead in chunks of 32 MiB by default, several at once: ~300 MB held
+# whatever the file's size. 4 MiB chunks read as fast (benchmarks/validate_large.py). polars reads this
+# from the environment only, when a scan starts; set once, here, before any scan; a value the user set wins.
+os.environ.setdefault("POLARS_CSV_CHUNK_SIZE", str(4 * 1024**2))
 _UNPARSEABLE = re.compile(r"could not parse `(.*?)` as dtype `(.*?)` at column '(.*?)'")
 _BOMS = {codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32",
          codecs.BOM_UTF16_LE: "UTF-16", codecs.BOM_UTF16_BE: "UTF-16"}
@@ -166,6 +174,36 @@ class Reader:
                 frame = self.scan()
             except Exception as exc:  # noqa: BLE001 - as in scan()
                 raise self._translate(exc) from None
+
+    def stream(self, frame: pl.LazyFrame, build: Callable[[pl.LazyFrame], pl.LazyFrame],
+               start: Callable[[pl.LazyFrame], Callable[[pl.DataFrame], None]], rows: int | None = None) -> None:
+        """Feed ``build(frame)`` to a consumer in batches, with polars' streaming engine, so that
+        the whole table never sits in memory. ``start`` gets the query and returns the consumer;
+        a CSV column re-read as text (as in ``collect``) starts the pass over with a new one.
+        ``rows``: rows per batch (default: about ``BATCH_BYTES`` of data, from a sample)."""
+        while True:
+            try:
+                query = build(frame)
+                consume = start(query)
+                for batch in query.collect_batches(chunk_size=rows or self._batch_rows(query)):
+                    consume(batch)
+                return
+            except pl.exceptions.ComputeError as exc:
+                match = _UNPARSEABLE.search(str(exc))
+                if (self.format != "csv" or not match or match.group(3) in self.text_columns
+                        or len(self.text_columns) >= _MAX_RETYPED_COLUMNS):
+                    raise self._translate(exc) from None
+                self.text_columns.add(match.group(3))
+                frame = self.scan()
+            except DataError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - as in scan()
+                raise self._translate(exc) from None
+
+    def _batch_rows(self, query: pl.LazyFrame) -> int:
+        sample = query.head(_SAMPLE_ROWS).collect(engine="streaming")
+        per_row = sample.estimated_size() / max(sample.height, 1)
+        return max(1, min(_MAX_BATCH_ROWS, int(BATCH_BYTES / max(per_row, 1))))
 
     def _scan(self) -> pl.LazyFrame:
         options = self.options

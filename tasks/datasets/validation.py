@@ -1,78 +1,69 @@
 """Validate a dataset against its schema and summarise it: the report a run keeps and a prompt reads.
 
-One path for every size: the file is scanned lazily and collected with polars' streaming
-engine while columns are read as the schema's types (``conversion.py``), then pandera's polars
-backend runs every check lazily (``lazy=True``): one report lists every failing check.
+One path for every size: the file is scanned lazily and streamed in batches by polars' streaming
+engine, its columns read as the schema's types (``conversion.py``); pandera's polars backend runs
+on each batch (``lazy=True``: one report lists every failing check), and what needs every row of a
+column (``unique``, ...) runs at the end on those columns alone (``runnable.py``). The summary and
+the failure table are merged batch by batch (``tally.py``): memory is that of a batch, the columns
+kept for the end and the imports, whatever the file's size.
 
-Memory stays bounded whatever fails. pandera materialises every failing value as text; a check
-failing on 10M rows then costs gigabytes. So each check keeps its first ``max_failures`` cases
-(``n_failure_cases``) and the totals come from the checks' boolean outputs. The two per-row
-checks pandera runs outside its Check machinery, ``nullable`` and ``unique``, run here as Checks
-for that cap; ``unique`` also costs a tenth (counting distinct values; duplicates are looked up
-only when there are some) of pandera's ``is_duplicated``, ~2 s and ~700 MB on 10M rows.
+Memory stays bounded whatever fails: each check keeps its first ``max_failures`` cases, and the
+totals come from the checks' boolean outputs.
 """
 
 from __future__ import annotations
 
-import copy
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pandera.polars as pap
 import polars as pl
-from pandera.api.checks import Check
 from pandera.config import ValidationDepth, config_context
 from pandera.constants import CHECK_OUTPUT_KEY
 from pandera.errors import SchemaErrors
 
 from tasks.config.schema import DatasetConfig
 from tasks.datasets.conversion import FLAG, convert
+from tasks.datasets.held import HeldColumn
 from tasks.datasets.loading import Reader, dataset_file, source_of
 from tasks.datasets.report import CheckCount, DatasetReport, Failure
+from tasks.datasets.runnable import at_end, failure_order, parts, per_batch, without_proven_unique
 from tasks.datasets.schemas import load_schema
 from tasks.datasets.sources import SourceAccess
+from tasks.datasets.tally import CASES, COUNTS, KEYS, Tally
 from tasks.errors import DataError
 
 MAX_FAILURES = 100
 HEAD_ROWS = 5
 _CELL = 80  # characters kept of one value in head rows and failure cases
-_KEYS = ["column", "check"]
-_COLUMNS_PER_RUN = 200  # a wider schema runs in slices; failures of the whole frame are then listed last
 
 
 def validate_dataset(dataset: DatasetConfig, base_dir: Path, *, max_failures: int = MAX_FAILURES,
-                     access: SourceAccess | None = None) -> DatasetReport:
+                     access: SourceAccess | None = None, batch_rows: int | None = None) -> DatasetReport:
     """Read the dataset, validate it against its schema, and report. Raises DataError when the
-    data or the schema cannot be read; data that breaks the schema is a report with valid=False."""
+    data or the schema cannot be read; data that breaks the schema is a report with valid=False.
+    ``batch_rows``: rows per batch (default: sized from a sample, ``loading.BATCH_BYTES``)."""
     schema = load_schema(dataset, base_dir)  # a broken schema fails before any download
     source = source_of(dataset, base_dir)
     with dataset_file(dataset, base_dir, access) as path:
         reader = Reader(dataset, path, source)
-        converted: list[tuple[str, str]] = []
-
-        def build(frame: pl.LazyFrame) -> pl.LazyFrame:
-            converted.clear()
-            return convert(frame, schema, converted)
-
-        frame = reader.collect(reader.scan(), build)
-        flags = {name: frame[FLAG + name] for name, _ in converted}
-        frame = frame.drop([FLAG + name for name in flags])
-        cases, counts = _unconverted(flags, dict(converted), max_failures)
-        more_cases, more_counts, notes = _run_pandera(frame, schema, flags, max_failures, dataset.name, source)
-        cases = pl.concat([cases, more_cases], how="vertical_relaxed")
-        counts = pl.concat([counts, more_counts], how="vertical_relaxed")
+        validation = _Pass(schema, max_failures, dataset.name, source)
+        reader.stream(reader.scan(), validation.build, validation.start, batch_rows)
+        tally = validation.finish()
+        cases, counts = tally.failures(failure_order(schema, [name for name, _ in validation.converted]))
         shown = _fill_unconverted_values(_pick(cases, max_failures), reader)
-    notes += [f"column '{c}': a later row does not fit the type polars guessed from the first rows, so it was "
-              "read as text" for c in sorted(reader.text_columns)]
-    if frame.height == 0:
+    assert tally.schema is not None
+    notes = tally.notes + [f"column '{c}': a later row does not fit the type polars guessed from the first rows, "
+                           "so it was read as text" for c in sorted(reader.text_columns)]
+    if tally.rows == 0:
         notes.append("the dataset has no rows")
     return DatasetReport(
         name=dataset.name, source=source, format=reader.format,
         schema_source=dataset.schema_ if isinstance(dataset.schema_, str) else "inline",
-        rows=frame.height, columns=frame.columns, dtypes={c: str(t) for c, t in frame.schema.items()},
-        null_counts={c: int(n) for c, n in zip(frame.columns, frame.null_count().row(0))} if frame.width else {},
-        head=[{c: _cell(v) for c, v in row.items()} for row in frame.head(HEAD_ROWS).rows(named=True)],
+        rows=tally.rows, columns=tally.schema.names(), dtypes={c: str(t) for c, t in tally.schema.items()},
+        null_counts=tally.null_counts,
+        head=[{c: _cell(v) for c, v in row.items()} for row in tally.head],
         valid=counts.height == 0, failure_count=int(counts["count"].sum()),
         failures=[Failure(r["column"], r["check"], r["failure_case"], r["index"]) for r in shown.iter_rows(named=True)],
         failures_by_check=[CheckCount(r["column"], r["check"], r["count"]) for r in counts.iter_rows(named=True)],
@@ -80,32 +71,99 @@ def validate_dataset(dataset: DatasetConfig, base_dir: Path, *, max_failures: in
     )
 
 
-_CASES = {"column": pl.String, "check": pl.String, "failure_case": pl.String, "index": pl.Int64}
-_COUNTS = {"column": pl.String, "check": pl.String, "count": pl.Int64}
+class _Pass:
+    """One pass over the data: each batch validated and tallied, the columns that need every row kept."""
+
+    def __init__(self, schema: pap.DataFrameSchema, limit: int, name: str, source: str):
+        self.schema, self.limit, self.name, self.source = schema, limit, name, source
+        self.converted: list[tuple[str, str]] = []
+        self.flags: dict[str, pl.Series] = {}
+        self.first = per_batch(schema, self.flags.get, limit, first=True)
+        self.rest = per_batch(schema, self.flags.get, limit, first=False)
+        self.end, self.wanted = at_end(schema, limit)
+
+    def build(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        self.converted.clear()
+        return convert(frame, self.schema, self.converted)
+
+    def start(self, query: pl.LazyFrame):
+        """A fresh tally for a pass over ``query``."""
+        self.query = query
+        self.tally = Tally(self.limit, HEAD_ROWS)
+        self.held: dict[str, HeldColumn] | None = None
+        return self.add
+
+    def add(self, batch: pl.DataFrame) -> None:
+        self.flags.clear()
+        self.flags.update({name: batch[FLAG + name] for name, _ in self.converted})
+        batch = batch.drop([FLAG + name for name in self.flags])
+        self.tally.add_failures(*_unconverted(self.flags, dict(self.converted), self.limit))
+        cases, counts, notes = _run_pandera(batch, self.rest if self.tally.schema else self.first,
+                                            self.limit, self.name, self.source)
+        self.tally.add_failures(cases, counts)
+        for note in notes:
+            self.tally.add_note(note)
+        self._hold(batch)
+        self.tally.add_rows(batch)
+
+    def _hold(self, batch: pl.DataFrame) -> None:
+        if self.end is None:
+            return
+        if self.held is None:
+            self.held = {name: HeldColumn(name, batch.schema[name]) for name in self._needed(batch)}
+        for name, column in self.held.items():
+            column.add(batch[name])
+
+    def _needed(self, batch: pl.DataFrame) -> list[str]:
+        """The batch's columns that the checks run at the end read."""
+        if self.wanted is None or self.end is None:
+            return batch.columns
+        names: list[str] = []
+        for wanted in self.wanted:
+            column = self.end.columns.get(wanted)
+            if column is not None and column.regex:
+                names += batch.select(pl.col(f"^{wanted.strip('^$')}$")).columns
+            elif wanted in batch.columns:
+                names.append(wanted)
+        return list(dict.fromkeys(names))
+
+    def finish(self) -> Tally:
+        if self.tally.schema is None:  # no rows: the checks of columns and types still run once
+            self.add(self.query.head(0).collect())
+        if self.end is not None and self.held is not None:
+            end, proven = without_proven_unique(self.end, {n for n, c in self.held.items() if c.increasing()})
+            unread = proven - set(end.unique or []) if self.wanted is not None else set()
+            held, self.held = self.held, None
+            if end.columns or end.checks or end.unique:
+                frame = pl.DataFrame([column.values() for name, column in held.items() if name not in unread])
+                cases, counts, notes = _run_pandera(frame, end, self.limit, self.name, self.source)
+                self.tally.add_failures(cases, counts, offset=0)
+                for note in notes:
+                    self.tally.add_note(note)
+        return self.tally
 
 
 def _unconverted(flags: dict[str, pl.Series], declared: dict[str, str], limit: int
                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Values that did not convert; their text is looked up later, for the rows shown only."""
-    cases, counts = [pl.DataFrame(schema=_CASES)], [pl.DataFrame(schema=_COUNTS)]
+    cases, counts = [pl.DataFrame(schema=CASES)], [pl.DataFrame(schema=COUNTS)]
     for name, flag in flags.items():
         if total := int(flag.sum()):
             check = f"coerce_dtype('{declared[name]}')"
             rows = flag.arg_true().head(limit).cast(pl.Int64)
             cases.append(pl.DataFrame({"column": name, "check": check, "failure_case": None, "index": rows},
-                                      schema=_CASES))
-            counts.append(pl.DataFrame({"column": [name], "check": [check], "count": [total]}, schema=_COUNTS))
+                                      schema=CASES))
+            counts.append(pl.DataFrame({"column": [name], "check": [check], "count": [total]}, schema=COUNTS))
     return pl.concat(cases), pl.concat(counts)
 
 
-def _run_pandera(frame: pl.DataFrame, schema: pap.DataFrameSchema, flags: dict[str, pl.Series], limit: int,
-                 name: str, source: str) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
-    runnable = _runnable(schema, flags, limit)
-    cases, counts = [pl.DataFrame(schema=_CASES)], [pl.DataFrame(schema=_COUNTS)]
+def _run_pandera(frame: pl.DataFrame, schema: pap.DataFrameSchema, limit: int, name: str, source: str
+                 ) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+    cases, counts = [pl.DataFrame(schema=CASES)], [pl.DataFrame(schema=COUNTS)]
     with warnings.catch_warnings(record=True) as caught, \
             config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
         warnings.simplefilter("always")
-        for part, data in _parts(runnable, frame):
+        for part, data in parts(schema, frame):
             try:
                 part.validate(data, lazy=True)
             except SchemaErrors as exc:
@@ -119,98 +177,6 @@ def _run_pandera(frame: pl.DataFrame, schema: pap.DataFrameSchema, flags: dict[s
     return pl.concat(cases), pl.concat(counts), notes
 
 
-def _parts(schema: pap.DataFrameSchema, frame: pl.DataFrame) -> list[tuple[pap.DataFrameSchema, pl.DataFrame]]:
-    """The schema as pandera runs it: its named columns in slices of ``_COLUMNS_PER_RUN``, each on
-    those columns of the frame alone, then what needs the whole frame (regex columns, strict,
-    ordered, table checks, unique) when the schema has any of it. pandera's polars backend reads
-    the frame's column list once per column or more, so a single run costs time quadratic in
-    the width: minutes for a few thousand columns."""
-    named = [(n, c) for n, c in schema.columns.items() if not c.regex]
-    if len(named) <= _COLUMNS_PER_RUN:
-        return [(schema, frame)]
-    present = set(frame.columns)
-    parts = []
-    for start in range(0, len(named), _COLUMNS_PER_RUN):
-        columns = dict(named[start:start + _COLUMNS_PER_RUN])
-        part = _with_columns(schema, columns)
-        part.strict, part.ordered, part.checks, part.unique, part.dtype = False, False, [], None, None
-        parts.append((part, frame.select([n for n in columns if n in present])))
-    whole: dict[str, Any] = {}
-    if schema.strict or schema.ordered or len(named) < len(schema.columns):
-        # strict and ordered compare the frame's columns with all of the schema's, and a regex
-        # leaves the columns named explicitly to their own checks. This part stays quadratic.
-        whole = {n: c if c.regex else _name_only(c) for n, c in schema.columns.items()}
-    if whole or schema.checks or schema.unique:
-        part = _with_columns(schema, whole)
-        part.dtype = None  # with columns declared, pandera applies the table's dtype to none
-        parts.append((part, frame))
-    return parts
-
-
-def _with_columns(schema: pap.DataFrameSchema, columns: dict[str, Any]) -> pap.DataFrameSchema:
-    part = copy.copy(schema)
-    part.columns = columns
-    return part
-
-
-def _name_only(column: pap.Column) -> pap.Column:
-    """A column that only names itself: its checks run in its slice."""
-    column = copy.copy(column)
-    column.dtype, column.checks, column.nullable, column.unique, column.required = None, [], True, False, False
-    return column
-
-
-def _runnable(schema: pap.DataFrameSchema, flags: dict[str, pl.Series], limit: int) -> pap.DataFrameSchema:
-    """The schema pandera runs: values already converted, per-row checks as capped Checks.
-    Copied shallowly: a deep copy of a schema costs milliseconds per column."""
-    runnable = copy.copy(schema)
-    runnable.coerce = False
-    runnable.checks = [_capped(check, limit) for check in runnable.checks]
-    runnable.columns = {}
-    for name, original in schema.columns.items():
-        column = runnable.columns[name] = copy.copy(original)
-        column.coerce = False
-        extra = []
-        if not column.regex and not column.nullable:
-            column.nullable = True
-            extra.append(_not_null_check(flags.get(column.name)))
-        if not column.regex and column.unique:
-            column.unique = False
-            extra.append(_unique_check())
-        column.checks = [_capped(check, limit) for check in [*extra, *column.checks]]
-    return runnable
-
-
-def _capped(check: Check, limit: int) -> Check:
-    check = copy.copy(check)
-    check.n_failure_cases = limit
-    return check
-
-
-def _not_null_check(unconverted: pl.Series | None) -> Check:
-    def not_null(data) -> pl.LazyFrame:
-        col = pl.col(data.key)
-        present = col.is_not_null() & col.is_not_nan() if data.lazyframe.collect_schema()[data.key].is_float() \
-            else col.is_not_null()
-        if unconverted is not None:  # already reported as not converting: null by our doing
-            present = present | pl.lit(unconverted)
-        return data.lazyframe.select(present.alias(data.key))
-
-    return Check(not_null, name="not_nullable", ignore_na=False)
-
-
-def _unique_check() -> Check:
-    def no_duplicates(data) -> bool | pl.LazyFrame:
-        # Eager on purpose: on a Series, n_unique needs ~80 MB for 10M ints; in a lazy query ~470 MB.
-        values = data.lazyframe.select(data.key).collect().to_series()
-        if values.n_unique() == values.len():
-            return True
-        repeated = values.value_counts().filter(pl.col("count") > 1).to_series()
-        return data.lazyframe.select(pl.col(data.key).is_in(repeated.implode(), nulls_equal=True).not_())
-
-    return Check(no_duplicates, name="field_uniqueness", ignore_na=False)
-
-
 def _tabulate(exc: SchemaErrors, schema: pap.DataFrameSchema) -> tuple[pl.DataFrame, pl.DataFrame]:
     """pandera's failure cases (capped per check) and the true count of failing rows per check.
 
@@ -220,13 +186,13 @@ def _tabulate(exc: SchemaErrors, schema: pap.DataFrameSchema) -> tuple[pl.DataFr
     sizes = [err.failure_cases.height if isinstance(err.failure_cases, pl.DataFrame) else 1
              for err in exc.schema_errors]
     if sum(sizes) != cases.height:  # not the layout expected: count what the table holds
-        return cases, cases.group_by(_KEYS, maintain_order=True).len("count").cast({"count": pl.Int64})
+        return cases, cases.group_by(KEYS, maintain_order=True).len("count").cast({"count": pl.Int64})
     totals = [_failing_rows(err, size) for err, size in zip(exc.schema_errors, sizes)]
     errors = pl.Series("error", [i for i, size in enumerate(sizes) for _ in range(size)], dtype=pl.Int64)
-    counts = (cases.with_columns(errors).group_by("error", maintain_order=True).agg(pl.col(_KEYS).first())
+    counts = (cases.with_columns(errors).group_by("error", maintain_order=True).agg(pl.col(KEYS).first())
               .join(pl.DataFrame({"error": range(len(totals)), "count": totals}, schema={"error": pl.Int64,
                                                                                         "count": pl.Int64}),
-                    on="error").group_by(_KEYS, maintain_order=True).agg(pl.col("count").sum()))
+                    on="error").group_by(KEYS, maintain_order=True).agg(pl.col("count").sum()))
     return cases, counts
 
 
@@ -258,7 +224,7 @@ def _pick(cases: pl.DataFrame, limit: int) -> pl.DataFrame:
     """At most ``limit`` rows, taken in turn from every failing check so that one check failing
     on a million rows cannot hide the others; shown grouped by check, rows in order."""
     ranked = cases.with_row_index("_order").with_columns(
-        _rank=pl.int_range(pl.len()).over(_KEYS), _group=pl.col("_order").min().over(_KEYS))
+        _rank=pl.int_range(pl.len()).over(KEYS), _group=pl.col("_order").min().over(KEYS))
     return ranked.sort(["_rank", "_group"]).head(limit).sort(["_group", "_rank"]).drop("_order", "_rank", "_group")
 
 

@@ -187,3 +187,64 @@ def test_counts_past_the_cap_are_exact_for_nulls_and_duplicates(tmp_path: Path) 
         ("k", "field_uniqueness"): 1200, ("v", "not_nullable"): 300}
     assert report.failure_count == 1500 and len(report.failures) == 20
     assert [f.row for f in report.failures if f.column == "v"] == [0, 4, 8, 12, 16, 20, 24, 28, 32, 36]
+
+
+def _scattered_failures() -> str:
+    """1,000 rows whose failures lie far apart: a duplicate id split across the file, a negative
+    price, a missing price, an unknown city, an unparseable date, each in a different part."""
+    rows = []
+    for i in range(1000):
+        price = {40: "-1.5", 777: ""}.get(i, "5.5")
+        city = "Lille" if i in (3, 998) else "Paris"
+        day = "someday" if i == 612 else "2024-05-06"
+        rows.append(f"{7 if i in (2, 901) else i + 10},{price},{city},{day}")
+    return "id,price,city,day\n" + "\n".join(rows) + "\n"
+
+
+def test_a_file_read_in_batches_reports_as_one_read_whole(tmp_path: Path) -> None:
+    path = _write(tmp_path, _scattered_failures())
+    whole = validate_dataset(dataset(path), tmp_path)
+    assert whole.rows == 1000
+    for batch_rows in (7, 100, 999):
+        assert validate_dataset(dataset(path), tmp_path, batch_rows=batch_rows) == whole, batch_rows
+    assert _failures(validate_dataset(dataset(path), tmp_path, batch_rows=7)) == {
+        ("id", "field_uniqueness", "7", 2), ("id", "field_uniqueness", "7", 901),
+        ("price", "in_range(0, 100)", "-1.5", 40), ("price", "not_nullable", None, 777),
+        ("city", "isin(['Paris', 'Lyon', 'Nice'])", "Lille", 3),
+        ("city", "isin(['Paris', 'Lyon', 'Nice'])", "Lille", 998),
+        ("day", "coerce_dtype('datetime64[ns]')", "someday", 612),
+    }
+    capped = validate_dataset(dataset(path), tmp_path, batch_rows=7, max_failures=5)  # five checks: one case each
+    assert capped == validate_dataset(dataset(path), tmp_path, max_failures=5)
+    assert capped.failures_by_check == whole.failures_by_check  # counts past the cap, across batches
+    assert [f.row for f in capped.failures if f.column in ("id", "city")] == [2, 3]
+
+
+def test_the_reader_streams_batches_and_starts_over_when_a_column_is_re_read(tmp_path: Path) -> None:
+    from tasks.datasets.loading import Reader
+
+    lines = ["n"] + [str(i) for i in range(12_000)] + ["oops"]
+    path = tmp_path / _write(tmp_path, "\n".join(lines) + "\n")
+    reader = Reader(dataset(path.name), path, str(path))
+    passes: list[list[int]] = []
+
+    def start(query):
+        passes.append([])
+        return lambda batch: passes[-1].append(batch.height)
+
+    reader.stream(reader.scan(), lambda frame: frame, start, rows=5_000)
+    assert reader.text_columns == {"n"}
+    assert passes[-1] == [5_000, 5_000, 2_001] and len(passes) == 2  # the second pass read 'n' as text
+
+
+@pytest.mark.parametrize("batch_rows", [None, 7, 500])
+def test_a_duplicate_after_a_run_of_consecutive_ids_is_found(tmp_path: Path, batch_rows: int | None) -> None:
+    # ids 1..999 are kept as one run (first, length); the repeated 5 at the end must bring them back
+    schema = {"columns": {"id": {"dtype": "int64", "unique": True}}}
+    ids = [*range(1, 1000), 5]
+    report = validate_dataset(dataset(_write(tmp_path, "id\n" + "\n".join(map(str, ids)) + "\n"), schema), tmp_path,
+                              batch_rows=batch_rows)
+    assert _failures(report) == {("id", "field_uniqueness", "5", 4), ("id", "field_uniqueness", "5", 999)}
+    ordered = validate_dataset(dataset(_write(tmp_path, "id\n" + "\n".join(map(str, range(1, 1001))) + "\n"),
+                                       schema), tmp_path, batch_rows=batch_rows)
+    assert ordered.valid and ordered.rows == 1000
