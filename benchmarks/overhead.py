@@ -19,7 +19,11 @@ the loop into the model's time (a request to the next event: in the flow this in
 persisted ``model-request`` task), the sandbox's (a code cell's start to its end) and the rest. The
 orchestration on the critical path, per model turn, is (b)'s model time and rest minus (a)'s (the
 sandbox's time is left out: the same code, and only noise between the two); what a run costs once
-is (b)'s time outside its loop minus (a)'s. Runs alternate (a, b, a, b, ...) so that machine noise
+is (b)'s time outside its loop minus (a)'s. The CPU time of the loop's thread over the loop, per
+turn, is printed too: on a loaded machine the wall times wander, while that figure shows what the
+orchestration itself costs (no server round trip is left on the loop's path: artifacts go through
+the publisher's thread and task runs reach the server as events sent in the background, so that CPU
+time is its critical-path cost). Runs alternate (a, b, a, b, ...) so that machine noise
 hits both; medians are reported. One untimed warm-up of each comes first (imports, client set-up).
 """
 
@@ -95,6 +99,7 @@ class Timing:
     model: float
     sandbox: float
     turns: int
+    cpu: float  # the loop's thread's CPU time over the same span: what its work costs, whatever the load
 
     @property
     def rest(self) -> float:
@@ -102,23 +107,25 @@ class Timing:
 
 
 @contextmanager
-def timed_events() -> Iterator[list[tuple[str, float]]]:
+def timed_events() -> Iterator[list[tuple[str, float, float]]]:
+    """The loop's events with their wall time and the CPU time of the thread that runs the loop."""
     from tasks.agent import events
 
-    seen: list[tuple[str, float]] = []
-    with events.listening(lambda kind, data: seen.append((kind, time.perf_counter()))):
+    seen: list[tuple[str, float, float]] = []
+    with events.listening(lambda kind, data: seen.append((kind, time.perf_counter(), time.thread_time()))):
         yield seen
 
 
-def timing(total: float, seen: list[tuple[str, float]]) -> Timing:
-    loop = [(kind, at) for kind, at in seen if kind in ("model_request", "model_turn", "code_start", "code_done",
-                                                        "finished")]
+def timing(total: float, seen: list[tuple[str, float, float]]) -> Timing:
+    loop = [(kind, at) for kind, at, _ in seen if kind in ("model_request", "model_turn", "code_start", "code_done",
+                                                           "finished")]
     first = next(i for i, (kind, _) in enumerate(loop) if kind == "model_request")
     loop = loop[first:]
     model = sum(nxt - at for (kind, at), (_, nxt) in zip(loop, loop[1:]) if kind == "model_request")
     sandbox = sum(nxt - at for (kind, at), (_, nxt) in zip(loop, loop[1:]) if kind == "code_start")
     turns = sum(1 for kind, _ in loop if kind == "model_request")
-    return Timing(total, loop[-1][1] - loop[0][1], model, sandbox, turns)
+    cpu = [used for kind, _, used in seen if kind in ("model_request", "finished")]
+    return Timing(total, loop[-1][1] - loop[0][1], model, sandbox, turns, cpu[-1] - cpu[0])
 
 
 def plain_loop(overrides: dict[str, Any], replay: Path | None, outputs: Path) -> Timing:
@@ -215,6 +222,7 @@ def report(mode: str, plain: list[Timing], flow: list[Timing]) -> None:
         ("per turn: model, ms", lambda t: t.model / t.turns, 1000),
         ("per turn: sandbox, ms", lambda t: t.sandbox / t.turns, 1000),
         ("per turn: the rest, ms", lambda t: t.rest / t.turns, 1000),
+        ("per turn: loop thread's CPU, ms", lambda t: t.cpu / t.turns, 1000),
     ]
     for label, figure, scale in rows:
         a, b = med(plain, figure) * scale, med(flow, figure) * scale
