@@ -214,7 +214,8 @@ def report(mode: str, plain: list[Timing], flow: list[Timing]) -> None:
 
     turns = flow[0].turns
     print(f"\n== {mode}: {ITERATIONS} iterations ({turns} model turns with the final report and the results); "
-          f"medians of {len(plain)} runs, (a) and (b) alternating")
+          f"medians of {len(plain)} runs, (a) and (b) alternating; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
     print(f"{'':32} {'(a) plain':>10} {'(b) flow':>10} {'(b)-(a)':>10}")
     rows: list[tuple[str, Callable[[Timing], float], float]] = [
         ("wall time, s", lambda t: t.total, 1),
