@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from prefect import flow, get_client, get_run_logger
 from prefect.exceptions import TerminationSignal
@@ -26,7 +25,7 @@ from tasks.transcript import TRANSCRIPT_FILE, IterationRecord, Transcript
 from tasks.config import LoadedConfig
 from tasks.models import create_provider
 from tasks.prefect.alerts import alert_on_invalid_data, raise_alerts, with_alerts
-from tasks.prefect.artifacts import create_progress, publish_iteration, update_progress
+from tasks.prefect.artifacts import ProgressBar, publish_iteration
 from tasks.prefect.collect import collect_artifacts
 from tasks.prefect.configure import load_analysis_config
 from tasks.prefect.crash_hooks import delete_flow_run_sandboxes
@@ -139,20 +138,19 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         if earlier:
             rebuild_sandbox(sandbox, transcript, limits.code_timeout)
         loop = AnalysisLoop(provider, sandbox, transcript, run_dir, limits, results_model(cfg))
-        progress: list[UUID | None] = []  # the progress artifact, created by the publisher off the loop's path
-        publisher.submit(lambda: progress.append(create_progress(cfg.name, limits.max_iterations)))
+        progress = ProgressBar(cfg.name, limits.max_iterations)
+        publisher.submit(progress.create)
 
         def iteration() -> IterationRecord:
-            name = f"iteration-{loop.iterations + 1}"
-            return run_iteration.with_options(name=name, task_run_name=name)(loop)
+            return run_iteration(loop, loop.iterations + 1)
 
         def published(record: IterationRecord) -> None:
             publisher.submit(publish_iteration, cfg.name, record, run_dir)
-            publisher.submit(lambda: update_progress(progress[0], 100 * record.number / limits.max_iterations))
+            publisher.submit(progress.move_to, 100 * record.number / limits.max_iterations, latest="progress")
 
         with events.listening(_log_event):
             loop.run(step=iteration, final_report=lambda: write_final_report(loop), after_iteration=published)
-        publisher.submit(lambda: update_progress(progress[0], 100))
+        publisher.submit(progress.move_to, 100, latest="progress")
     except BaseException as exc:
         failed = True
         transcript.fail(_why_stopped(exc))

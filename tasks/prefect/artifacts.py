@@ -148,3 +148,18 @@ def update_progress(artifact_id: UUID | None, percent: float) -> None:
         return
     _quietly("progress", lambda: update_progress_artifact(
         artifact_id=artifact_id, progress=max(0.0, min(100.0, float(percent))), **_SYNC))
+
+
+class ProgressBar:
+    """The run's progress artifact, created and moved from the publisher's thread (in submission
+    order) so that the loop never waits on a server round trip for it."""
+
+    def __init__(self, name: str, total: int):
+        self.name, self.total = name, total
+        self.artifact_id: UUID | None = None
+
+    def create(self) -> None:
+        self.artifact_id = create_progress(self.name, self.total)
+
+    def move_to(self, percent: float) -> None:
+        update_progress(self.artifact_id, percent)

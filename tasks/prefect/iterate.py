@@ -23,8 +23,11 @@ from tasks.sandbox.base import Sandbox
 # sandbox.timeout), and interrupting this thread from outside would leave the kernel mid-cell.
 
 
-@task(name="iteration", retries=0, cache_policy=NONE)
-def run_iteration(loop: AnalysisLoop) -> IterationRecord:
+# Named by its number through the run-name template: renaming the task per call (``with_options``)
+# builds a new Task each iteration, a millisecond on the loop's path.
+@task(name="iteration", task_run_name="iteration-{number}", retries=0, cache_policy=NONE)
+def run_iteration(loop: AnalysisLoop, number: int) -> IterationRecord:
+    """``number`` is the iteration's, for its run's name: the one ``loop.step()`` runs next."""
     return loop.step()
 
 

@@ -14,6 +14,7 @@ from prefect.filesystems import LocalFileSystem, RemoteFileSystem
 from prefect import get_run_logger, task
 from prefect.blocks.core import Block
 from prefect.transactions import CommitMode, transaction
+from prefect.utilities.annotations import quote
 
 from tasks.config import LoadedConfig
 from tasks.errors import ConfigError, Problem
@@ -45,8 +46,11 @@ class PrefectModel(ModelProvider):
         # its parent's (the iteration's), and the process may die while the turn's code runs.
         with self.ledger.open("a", encoding="utf-8") as ledger:  # first: the process may die mid-request
             ledger.write(turn_key(self.wrapped, request, self.scope) + "\n")
+        # quote: Prefect would otherwise walk every value of the conversation twice per turn (looking for
+        # upstream futures there can be none of), a cost that grows with each turn; the cache policy
+        # still sees the values themselves.
         with transaction(commit_mode=CommitMode.EAGER):
-            return ModelTurn.from_dict(self._task(self.wrapped, request, self.scope))
+            return ModelTurn.from_dict(self._task(quote(self.wrapped), quote(request), self.scope))
 
     def forget_turns(self, run_dirs: list[Path]) -> int:
         """Delete the turns saved by the runs in ``run_dirs`` (this one and those it resumed): a run that

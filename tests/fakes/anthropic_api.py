@@ -61,7 +61,9 @@ requests reach that entry, the window becomes the size of the last request answe
 ``headroom`` tokens (negative: smaller than it), and the next entry answers the same request.
 
 Each turn entry also takes ``usage={...}`` (override any usage number), ``model=`` (else the
-request's model is echoed) and ``delay=`` (seconds before each SSE event, for timeout tests).
+request's model is echoed), ``delay=`` (seconds before each SSE event, for timeout tests) and
+``latency=`` (seconds before the response starts, as a real model thinks before its first token;
+for benchmarks that need a model's pace).
 With an empty queue the server answers 400 ``invalid_request_error`` "FakeAnthropicAPI: no scripted
 response left" (the SDK does not retry a 400), so an unexpected extra call fails loudly.
 ``FakeAnthropicAPI(api_key="sk-...")`` answers 401 to any request carrying another key
@@ -172,6 +174,7 @@ class _Turn:
     graceful_cut: bool = False  # ... or end the HTTP body cleanly there
     error_after: int | None = None  # send an SSE error event after this many SSE events
     error_type: str = "overloaded_error"
+    latency: float = 0.0  # seconds before the response starts
 
 
 @dataclass
@@ -266,8 +269,8 @@ class FakeAnthropicAPI:
 
     def enqueue_turn(self, blocks: list[dict[str, Any]], stop_reason: str | None = "end_turn", *,
                      usage: dict[str, int] | None = None, model: str | None = None,
-                     delay: float = 0.0) -> FakeAnthropicAPI:
-        self._push(_Turn([dict(b) for b in blocks], stop_reason, dict(usage or {}), model, delay))
+                     delay: float = 0.0, latency: float = 0.0) -> FakeAnthropicAPI:
+        self._push(_Turn([dict(b) for b in blocks], stop_reason, dict(usage or {}), model, delay, latency=latency))
         return self
 
     def enqueue_text(self, text: str, stop_reason: str = "end_turn", **kwargs: Any) -> FakeAnthropicAPI:
@@ -644,6 +647,8 @@ class _Handler(BaseHTTPRequestHandler):
         usage.update(entry.usage)
         record.status, record.usage = 200, usage
         model = entry.model or body.get("model") or "claude-sonnet-5-5"
+        if entry.latency:
+            time.sleep(entry.latency)
         if body.get("stream"):
             self._stream(entry, model, usage)
         else:

@@ -94,3 +94,17 @@ def test_a_publish_call_that_raises_is_logged_and_the_next_ones_still_run(publis
         publisher.submit(outage)
         publisher.submit(published.append, "report")
     assert published == ["report"] and publisher_log.lines == ["Could not publish an artifact with outage"]
+
+
+def test_only_the_last_of_the_queued_progress_updates_is_sent_and_the_others_still_in_order() -> None:
+    server_back, sent = threading.Event(), []  # the publisher is held up while the loop goes on
+    with ArtifactPublisher() as publisher:
+        publisher.submit(server_back.wait)
+        for percent in (10, 20, 30):
+            publisher.submit(sent.append, f"progress {percent}", latest="progress")
+            publisher.submit(sent.append, f"iteration {percent // 10}")
+        server_back.set()
+    assert sent == ["iteration 1", "iteration 2", "progress 30", "iteration 3"]
+    with ArtifactPublisher() as publisher:  # with nothing queued after it, each update is sent
+        publisher.submit(sent.append, "progress 40", latest="progress")
+    assert sent[-1] == "progress 40"
