@@ -166,14 +166,19 @@ class Reader:
             try:
                 return build(frame).collect(engine="streaming")
             except pl.exceptions.ComputeError as exc:
-                match = _UNPARSEABLE.search(str(exc))
-                if (self.format != "csv" or not match or match.group(3) in self.text_columns
-                        or len(self.text_columns) >= _MAX_RETYPED_COLUMNS):
-                    raise self._translate(exc) from None
-                self.text_columns.add(match.group(3))
-                frame = self.scan()
+                frame = self._rescan_as_text(exc)
             except Exception as exc:  # noqa: BLE001 - as in scan()
                 raise self._translate(exc) from None
+
+    def _rescan_as_text(self, exc: pl.exceptions.ComputeError) -> pl.LazyFrame:
+        """The file scanned again with the CSV column that would not parse read as text; the error,
+        translated, when it is not that or too many columns were re-read already."""
+        match = _UNPARSEABLE.search(str(exc))
+        if (self.format != "csv" or not match or match.group(3) in self.text_columns
+                or len(self.text_columns) >= _MAX_RETYPED_COLUMNS):
+            raise self._translate(exc) from None
+        self.text_columns.add(match.group(3))
+        return self.scan()
 
     def stream(self, frame: pl.LazyFrame, build: Callable[[pl.LazyFrame], pl.LazyFrame],
                start: Callable[[pl.LazyFrame], Callable[[pl.DataFrame], None]], rows: int | None = None) -> None:
@@ -189,12 +194,7 @@ class Reader:
                     consume(batch)
                 return
             except pl.exceptions.ComputeError as exc:
-                match = _UNPARSEABLE.search(str(exc))
-                if (self.format != "csv" or not match or match.group(3) in self.text_columns
-                        or len(self.text_columns) >= _MAX_RETYPED_COLUMNS):
-                    raise self._translate(exc) from None
-                self.text_columns.add(match.group(3))
-                frame = self.scan()
+                frame = self._rescan_as_text(exc)
             except DataError:
                 raise
             except Exception as exc:  # noqa: BLE001 - as in scan()

@@ -3,8 +3,10 @@ SMTP server (aiosmtpd) on loopback, both real servers the notification blocks se
 
 from __future__ import annotations
 
+import shutil
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -52,3 +54,16 @@ def mailbox() -> Iterator[Mailbox]:
         yield box
     finally:
         controller.stop()
+
+
+DEMO = Path(__file__).resolve().parents[2] / "configs" / "retail-sales.yaml"
+
+
+def demo_with_an_invalid_row(folder: Path) -> Path:
+    """A copy of the demo whose sixth row names a region its schema does not allow; returns its config."""
+    shutil.copytree(DEMO.parent, folder, ignore=shutil.ignore_patterns("outputs", "*.json"))
+    data = folder / "data" / "retail_sales.csv"
+    lines = data.read_text().splitlines()
+    lines[5] = lines[5].replace("north", "nowhere")
+    data.write_text("\n".join(lines) + "\n")
+    return folder / DEMO.name

@@ -5,7 +5,6 @@ Each test names its analysis apart, so no other test's history is its previous r
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from prefect.events.schemas.automations import AutomationCore
 from flows.analysis import analyze
 from tasks.prefect.validate import DataInvalid
 from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
+from tests.flows.conftest import demo_with_an_invalid_row
 
 pytestmark = pytest.mark.slow
 
@@ -141,17 +141,12 @@ def test_an_alert_over_the_previous_run_fires_on_the_run_after_it(settings, anth
 
 
 def test_data_that_fails_its_schema_can_fire_an_alert(settings, anthropic_api, hook, tmp_path) -> None:
-    folder = tmp_path / "bad"
-    shutil.copytree(DEMO.parent, folder, ignore=shutil.ignore_patterns("outputs", "*.json"))
-    data = folder / "data" / "retail_sales.csv"
-    lines = data.read_text().splitlines()
-    lines[5] = lines[5].replace("north", "nowhere")
-    data.write_text("\n".join(lines) + "\n")
+    bad_config = demo_with_an_invalid_row(tmp_path / "bad")
     bad_data = {"name": "bad_data", "when": "validation.failed and status == 'validation_failed'",
                 "message": "The sales data failed its schema"}
 
     with pytest.raises(DataInvalid):
-        analyze(str(folder / "retail-sales.yaml"), settings("alerts-invalid", [bad_data, REVENUE_DROP]))
+        analyze(str(bad_config), settings("alerts-invalid", [bad_data, REVENUE_DROP]))
 
     [event] = alert_events("alerts-invalid", 1)
     assert event.payload["values"] == {"validation.failed": True, "status": "validation_failed"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,11 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.analysis import analyze
 from tasks.agent import events
-from tasks.transcript import Transcript
 from tasks.errors import ModelError
 from tasks.prefect.validate import DataInvalid
+from tasks.transcript import Transcript
 from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
+from tests.flows.conftest import demo_with_an_invalid_row
 
 pytestmark = pytest.mark.slow
 
@@ -119,15 +119,10 @@ def test_a_failure_mid_run_keeps_the_transcript_and_tears_down(env, anthropic_ap
 
 
 def test_invalid_data_stops_before_any_sandbox(env, anthropic_api, tmp_path) -> None:
-    folder = tmp_path / "bad"
-    shutil.copytree(DEMO.parent, folder, ignore=shutil.ignore_patterns("outputs", "*.json"))
-    data = folder / "data" / "retail_sales.csv"
-    lines = data.read_text().splitlines()
-    lines[5] = lines[5].replace("north", "nowhere")
-    data.write_text("\n".join(lines) + "\n")
+    bad_config = demo_with_an_invalid_row(tmp_path / "bad")
 
     with pytest.raises(DataInvalid) as caught:
-        analyze(str(folder / "retail-sales.yaml"), env)
+        analyze(str(bad_config), env)
 
     [report] = caught.value.reports
     assert report.failure_count == 1 and report.failures[0].row == 4 and report.failures[0].failure_case == "nowhere"
@@ -136,15 +131,12 @@ def test_invalid_data_stops_before_any_sandbox(env, anthropic_api, tmp_path) -> 
 
 def test_invalid_data_tears_down_the_sandbox_started_meanwhile(env, anthropic_api, tmp_path) -> None:
     """A new run starts its sandbox while its data is validated: data that fails leaves none behind."""
-    folder = tmp_path / "bad"
-    shutil.copytree(DEMO.parent, folder, ignore=shutil.ignore_patterns("outputs", "*.json"))
-    data = folder / "data" / "retail_sales.csv"
-    data.write_text(data.read_text().replace("north", "nowhere", 1))
+    bad_config = demo_with_an_invalid_row(tmp_path / "bad")
     before, flow_runs = bwrap_processes(), []
 
     with events.listening(lambda kind, data: flow_runs.append(data["flow_run_id"]) if kind == "flow_run" else None):
         with pytest.raises(DataInvalid):
-            analyze(str(folder / "retail-sales.yaml"), env)
+            analyze(str(bad_config), env)
 
     assert anthropic_api.requests == []
     names = task_run_names(flow_runs[0])

@@ -16,6 +16,7 @@ import pytest
 from tasks.reports.trends import TRENDS_CHART
 from tasks.run_history import HISTORY_FILE, RunRecord, append_record
 from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
+from tests.prefect.test_artifacts import read_latest  # the newest version of an artifact key
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "retail-sales.yaml"
@@ -31,16 +32,6 @@ def demo_named(folder: Path, name: str, outputs: Path) -> Path:
     config.write_text(config.read_text().replace("name: retail-sales", f"name: {name}")
                       .replace("dir: ../outputs", f"dir: {outputs}"))
     return config
-
-
-def read_latest(key: str):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-    assert found, f"no artifact with key {key!r}"
-    return max(found, key=lambda a: a.created)
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from flows.analysis import analyze
 from tasks.errors import ModelError
 from tasks.prefect.validate import DataInvalid
 from tests.fakes.demo_script import RESULTS as DEMO_RESULTS
-from tests.flows.conftest import SMTP_PASSWORD
+from tests.flows.conftest import SMTP_PASSWORD, demo_with_an_invalid_row
 
 pytestmark = pytest.mark.slow
 
@@ -88,15 +87,10 @@ def test_a_failed_run_is_announced_and_keeps_its_saved_turns(env, anthropic_api,
 
 
 def test_data_that_fails_its_schema_is_announced_as_validation_failed(env, anthropic_api, hook, tmp_path) -> None:
-    folder = tmp_path / "bad"
-    shutil.copytree(DEMO.parent, folder, ignore=shutil.ignore_patterns("outputs", "*.json"))
-    data = folder / "data" / "retail_sales.csv"
-    lines = data.read_text().splitlines()
-    lines[5] = lines[5].replace("north", "nowhere")
-    data.write_text("\n".join(lines) + "\n")
+    bad_config = demo_with_an_invalid_row(tmp_path / "bad")
 
     with pytest.raises(DataInvalid):
-        analyze(str(folder / "retail-sales.yaml"), env)
+        analyze(str(bad_config), env)
 
     [received] = hook.wait_for(1)
     assert received["json"]["text"].startswith("analysis retail-sales: validation failed\n")
