@@ -76,6 +76,7 @@ bench: setup
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/validate_large.py
 	$(PY) benchmarks/sql_source.py
+	$(PY) benchmarks/fleet.py
 
 # docs/config.md and docs/cli.md are generated from the config schema and the CLI's help.
 docs: $(STAMP)
