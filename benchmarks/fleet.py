@@ -94,6 +94,8 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="analyst-fleet-"))  # short: sandboxes' sockets live under it
     try:
         baseline, results = run_benchmark(folder, batches, args.baseline_runs)
+    except KeyboardInterrupt:
+        sys.exit("interrupted: the workers, the Prefect server and PostgreSQL were stopped")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     report(baseline, results)

@@ -48,6 +48,10 @@ def print_report(baseline: list[tuple[float, CpuUsage]], results: list[dict], ta
     for component in COMPONENTS:
         print(f"{component:<21}" + "".join(f" | {_cell(u, component):>11}" for _, u in usages))
     print(f"{'cores busy':<21}" + "".join(f" | {u.busy / (u.wall * u.cores):>11.0%}" for _, u in usages))
+    # Per run, the fleet's own CPU hardly depends on what else loads the machine, unlike its shares.
+    runs = [1] + [r["n"] for r in results]
+    print(f"{'fleet CPU s per run':<21}" + "".join(
+        f" | {sum(u.seconds[c] for c in fleet) / n:>9.1f} s" for (_, u), n in zip(usages, runs, strict=True)))
 
     def orchestration_share(u: CpuUsage) -> float:
         used = sum(u.seconds[c] for c in fleet)
@@ -90,6 +94,10 @@ def saturation(alone: CpuUsage, results: list[dict], slots: int, flat: float) ->
         lines.append(f"saturated: the cores ({busy:.0%} busy at {last['n']} runs). Their largest users: "
                      + ", ".join(f"{c} {u.core_share(c):.0%}" for c in ranked[:3])
                      + f"; the rest of the machine {u.core_share('rest of the machine'):.0%}.")
+        fleet_share = sum(u.core_share(c) for c in fleet)
+        if u.core_share("rest of the machine") > fleet_share:
+            lines.append(f"the fleet had only {fleet_share:.0%} of the cores (other work took more): its throughput "
+                         "here is a lower bound; its CPU per run is the figure to compare.")
     elif u.mean_in_flight >= 0.9 * slots:
         lines.append(f"saturated: the worker slots ({u.mean_in_flight:.1f} of {slots} runs in flight on average, "
                      f"the cores {busy:.0%} busy): more workers or a higher --limit would run more at once.")
