@@ -73,13 +73,14 @@ lint: setup
 
 # The ~10 GB validation run takes ~10 minutes: BENCH_BIG_ROWS=0 make bench skips it.
 bench: export BENCH_BIG_ROWS ?= 100000000
-bench: setup
+bench: setup test-system-deps
 	$(PY) benchmarks/sandbox_startup.py
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/validate_large.py
 	$(PY) benchmarks/sql_source.py
 	$(PY) benchmarks/trend_chart.py
 	$(PY) benchmarks/first_request.py
+	$(PY) benchmarks/fleet.py
 
 # docs/config.md and docs/cli.md are generated from the config schema and the CLI's help.
 docs: $(STAMP)

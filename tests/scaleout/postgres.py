@@ -38,6 +38,10 @@ class PostgresCluster:
         """The SQLAlchemy URL Prefect's server takes (PREFECT_SERVER_DATABASE_CONNECTION_URL)."""
         return f"postgresql+{driver}://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
 
+    def postmaster_pid(self) -> int:
+        """The server's main process, the parent of every connection's backend."""
+        return int((self.socket_dir / "data" / "postmaster.pid").read_text().split()[0])
+
     def create_database(self, name: str) -> None:
         """``createdb``, over TCP with the password, as a remote client would."""
         _run([system_command("createdb", "postgresql"), "-h", self.host, "-p", str(self.port), "-U", self.user,

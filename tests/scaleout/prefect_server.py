@@ -25,6 +25,7 @@ class PrefectServer:
     api_url: str  # http://127.0.0.1:PORT/api
     home: Path
     log: Path
+    pid: int  # of `prefect server start`, the root of its processes
 
     @property
     def ui_url(self) -> str:
@@ -69,6 +70,6 @@ def prefect_server(database_url: str | None = None, home: Path | None = None,
                                 "--port", str(port)], env, log, cwd=home)
         try:
             processes.wait_until(lambda: healthy(api_url, timeout=1.0), proc, log, "prefect server", START_TIMEOUT)
-            yield PrefectServer(api_url, home, log)
+            yield PrefectServer(api_url, home, log, proc.pid)
         finally:
             processes.stop(proc)

@@ -7,10 +7,7 @@ demo transcript (every code cell runs for real in a local bubblewrap sandbox).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,6 +19,7 @@ import pytest
 from tests.conftest import system_command
 from tests.deployments.test_deployments import TRANSCRIPT, copy_demo
 from tests.scaleout import processes
+from tests.scaleout.cluster import analyst, trigger_runs
 from tests.scaleout.prefect_server import PrefectServer
 from tests.scaleout.workers import Worker
 
@@ -55,10 +53,10 @@ def test_twenty_analyses_on_two_workers_over_postgres(prefect_on_postgres: Prefe
         # No schedule: its future runs would join the history this test counts.
         config.write_text(config.read_text().split("schedule:")[0] + f"concurrency:\n  runs: {RUNS_PER_DEPLOYMENT}\n")
 
-    deploy = _analyst(server, "deploy", configs, "--work-pool", POOL)
+    deploy = analyst(server, "deploy", configs, "--work-pool", POOL)
     assert f"Work pool '{POOL}' (process): created" in deploy
-    assert f"sandboxes: at most {SANDBOXES} at once (created)" in _analyst(server, "limits", "set", "sandboxes",
-                                                                            SANDBOXES)
+    assert f"sandboxes: at most {SANDBOXES} at once (created)" in analyst(server, "limits", "set", "sandboxes",
+                                                                           SANDBOXES)
     workers = start_process_workers(server, POOL, count=WORKERS, limit=RUNS_PER_WORKER)
     with server.client() as client:
         deployments = {name: client.read_deployment_by_name(f"analyze/{name}") for name in ANALYSES}
@@ -66,7 +64,8 @@ def test_twenty_analyses_on_two_workers_over_postgres(prefect_on_postgres: Prefe
         {(POOL, RUNS_PER_DEPLOYMENT)}
 
     started = time.monotonic()
-    run_ids = asyncio.run(_trigger(server, [d.id for d in deployments.values() for _ in range(RUNS_EACH)]))
+    run_ids = trigger_runs(server, [d.id for d in deployments.values() for _ in range(RUNS_EACH)],
+                           {"replay": str(TRANSCRIPT)})
     runs, seen_sandboxes, most_at_once = _wait_for_final_states(server, run_ids, workers)
     duration = time.monotonic() - started
     record_property("scaleout_duration_s", round(duration, 1))
@@ -113,27 +112,6 @@ def test_twenty_analyses_on_two_workers_over_postgres(prefect_on_postgres: Prefe
             expected = {f"{name}-report", f"{name}-usage", *(f"{name}-iteration-{n}" for n in range(1, iterations + 1))}
             assert expected <= artifacts.keys(), (run.id, sorted(artifacts))
             assert transcript["final_report"].strip()[:200] in artifacts[f"{name}-report"].data
-
-
-def _analyst(server: PrefectServer, *args: object) -> str:
-    """The installed `analyst` command, in its own process, pointed at the server as a user's shell is."""
-    done = subprocess.run([sys.executable, "-c", "from cli import app; app()", *map(str, args)],
-                          env=server.client_env(COLUMNS="200"), capture_output=True, text=True, check=False,
-                          timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
-async def _trigger(server: PrefectServer, deployment_ids: list[UUID]) -> list[UUID]:
-    """One run per id, all requested at once, each replaying the demo's model turns."""
-    from prefect.client.orchestration import PrefectClient
-
-    async with PrefectClient(server.api_url) as client:
-        runs = await asyncio.gather(*(
-            client.create_flow_run_from_deployment(deployment_id, parameters={"replay": str(TRANSCRIPT)})
-            for deployment_id in deployment_ids
-        ))
-    return [run.id for run in runs]
 
 
 def _wait_for_final_states(server: PrefectServer, run_ids: list[UUID], workers: list[Worker]):

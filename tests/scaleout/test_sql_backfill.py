@@ -27,7 +27,8 @@ from tests.deployments.test_deployments import TRANSCRIPT
 from tests.scaleout import processes
 from tests.scaleout.postgres import PostgresCluster
 from tests.scaleout.prefect_server import PrefectServer
-from tests.scaleout.test_scaleout import _analyst, _artifacts_of, _errors_logged
+from tests.scaleout.cluster import analyst
+from tests.scaleout.test_scaleout import _artifacts_of, _errors_logged
 from tests.scaleout.workers import Worker
 
 pytestmark = pytest.mark.slow
@@ -121,9 +122,9 @@ def test_a_weekly_sql_analysis_backfilled_on_a_worker_reads_only_its_own_week(
     assert password not in config.read_text()
 
     # Neither deploy nor backfill reads the data: they run without the database URL.
-    assert f"Work pool '{POOL}' (process): created" in _analyst(server, "deploy", config, "--work-pool", POOL)
+    assert f"Work pool '{POOL}' (process): created" in analyst(server, "deploy", config, "--work-pool", POOL)
     [worker] = start_process_workers(server, POOL, count=1, limit=2, env={URL_VAR: orders_url})
-    backfill = json.loads(_analyst(server, "backfill", config, "--from", "2026-11-01", "--to", "2026-11-16", "--json"))
+    backfill = json.loads(analyst(server, "backfill", config, "--from", "2026-11-01", "--to", "2026-11-16", "--json"))
     assert [r["as_of"] for r in backfill["runs"]] == [as_of for as_of, _, _ in WEEKS]
     run_ids = [UUID(r["flow_run_id"]) for r in backfill["runs"]]
     runs = _wait_for_final_states(server, run_ids, worker)
