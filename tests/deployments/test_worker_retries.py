@@ -132,7 +132,7 @@ def test_a_deployment_run_retries_as_its_config_says_and_pays_no_turn_twice(
 
     assert run.state.is_completed(), f"{run.state.name}: {run.state.message}"
     assert run.run_count == 2 and run.empirical_policy.retries == 1
-    [run_dir] = (config.parent / "outputs" / name).iterdir()
+    [run_dir] = (config.parent / "outputs" / name).glob("*/")  # run folders; history.jsonl sits beside them
     transcript = assert_resumed_at_iteration_5(anthropic_api, run_dir)  # 4 + the failed one + 3: none twice
     assert transcript.flow_run_id == str(run_id)
     assert all(request.api_key == API_KEY for request in anthropic_api.requests)

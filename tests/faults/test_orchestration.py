@@ -237,7 +237,7 @@ def test_a_cancelled_run_tears_its_sandbox_down(provider, how, prefect_api, tmp_
                 wait_for(lambda: daytona.sandboxes == {}, "the Daytona sandbox to be deleted", timeout=60)
                 assert len(daytona.deleted) == 1 and len(daytona.created) == 1
             assert served.process.poll() is None  # the runner lives on
-    [run_dir] = out.glob(f"{name}/*")
+    [run_dir] = out.glob(f"{name}/*/")  # run folders; history.jsonl sits beside them
     transcript = Transcript.load(run_dir / "transcript.json")
     assert transcript.cells[0].stdout == "first\n"  # what was done before the cancellation
     assert transcript.stop_detail.startswith("cancelled: the flow run's process received SIGTERM"), transcript
