@@ -21,6 +21,7 @@ from prefect.states import Crashed
 
 from deployments._crash_notifications import automation_prefix
 from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.scaleout.processes import descendants
 from tests.serving import start_serving
 
 pytestmark = pytest.mark.slow
@@ -28,23 +29,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "retail-sales.yaml"
 API_KEY = "sk-ant-planted-crash-0123456789"
-
-
-def descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                stat = (proc / "stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(proc.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
 def wait_for(condition, timeout: float, what: str):
@@ -79,7 +63,7 @@ def test_a_run_killed_with_sigkill_is_notified_as_crashed(prefect_api, anthropic
             run = run_deployment("analyze/crash-notified", timeout=0)
             results = tmp_path / "out" / ".results"
             wait_for(lambda: list(results.glob("model-turn-*")), 300, "the run's first model turn")  # its code sleeps
-            for pid in descendants(served.process.pid) | {served.process.pid}:
+            for pid in {p for p, _ in descendants(served.process.pid)} | {served.process.pid}:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
