@@ -7,15 +7,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -50,6 +52,25 @@ def demo_run(cli, prefect_api, tmp_path) -> dict:
     summary = json.loads(result.stdout)
     assert summary["status"] == "completed" and summary["charts"], summary
     return summary
+
+
+DESCRIBE_IMAGES = """async imgs => {
+    const decoded = await Promise.allSettled(imgs.map(i => i.decode()));
+    return imgs.map((i, n) => ({alt: i.alt, scheme: i.src.slice(0, 22),
+        decoded: decoded[n].status === "fulfilled", complete: i.complete,
+        width: i.naturalWidth, height: i.naturalHeight,
+        boxed: i.getBoundingClientRect().width > 0 && i.getBoundingClientRect().height > 0}));
+}"""
+
+
+def decoded_images(images: Locator, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Each image as the browser shows it, once decoded: decode() settles when the image is decoded and
+    rejects if it cannot be. The UI can render the report again between counting its images and reading
+    them (CI once read none in that moment), so it reads again until it finds as many as were counted."""
+    deadline = time.monotonic() + timeout
+    while len(shown := images.evaluate_all(DESCRIBE_IMAGES)) != count and time.monotonic() < deadline:
+        images.page.wait_for_timeout(100)
+    return shown
 
 
 @contextmanager
@@ -129,16 +150,8 @@ def test_the_default_ui_shows_the_run_its_tasks_and_the_report_charts(chromium_p
             expect(markdown.locator("h1").first).to_have_text(demo_run["analysis"])
             images = markdown.locator("img")
             expect(images).to_have_count(len(charts))
-            # decode() settles once the image is decoded and rejects if it cannot be: no polling.
-            shown = images.evaluate_all("""async imgs => {
-                const decoded = await Promise.allSettled(imgs.map(i => i.decode()));
-                return imgs.map((i, n) => ({alt: i.alt, scheme: i.src.slice(0, 22),
-                    decoded: decoded[n].status === "fulfilled", complete: i.complete,
-                    width: i.naturalWidth, height: i.naturalHeight,
-                    boxed: i.getBoundingClientRect().width > 0 && i.getBoundingClientRect().height > 0}));
-            }""")
-
-    expected = []
+            shown = decoded_images(images, len(charts))
+    expected: list[dict[str, Any]] = []
     for chart in charts:
         with Image.open(run_dir / chart) as png:
             width, height = png.size
