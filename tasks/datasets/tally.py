@@ -26,6 +26,7 @@ class Tally:
         self.notes: list[str] = []
         self._cases = pl.DataFrame(schema=CASES)
         self._counts: dict[tuple[str | None, str], int] = {}
+        self._shown: dict[tuple[str | None, str], int] = {}  # cases kept per check
 
     def add_rows(self, batch: pl.DataFrame) -> None:
         """Count a batch's rows and nulls (call after its failures: they are numbered from ``rows``)."""
@@ -45,9 +46,19 @@ class Tally:
         for row in counts.iter_rows(named=True):
             key = (row["column"], row["check"])
             self._counts[key] = self._counts.get(key, 0) + row["count"]
+        if cases.height and (full := self.full()):  # a check that fails often: its later cases add nothing
+            cases = cases.join(pl.DataFrame(list(full), schema=KEY_TYPES, orient="row"), on=KEYS, how="anti",
+                               nulls_equal=True)
+        if cases.height == 0:
+            return
         shift = self.rows if offset is None else offset
         merged = pl.concat([self._cases, cases.with_columns(pl.col("index") + shift)], how="vertical_relaxed")
         self._cases = merged.filter(pl.int_range(pl.len()).over(KEYS) < self.limit)
+        self._shown = {(row[0], row[1]): row[2] for row in self._cases.group_by(KEYS).len().iter_rows()}
+
+    def full(self) -> set[tuple[str | None, str]]:
+        """The checks that have their ``limit`` of failure cases."""
+        return {key for key, shown in self._shown.items() if shown >= self.limit}
 
     def add_note(self, note: str) -> None:
         """A note, unless one about the same check came first: a warning check warns on every

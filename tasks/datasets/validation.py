@@ -28,6 +28,7 @@ from tasks.datasets.conversion import FLAG, convert
 from tasks.datasets.held import HeldColumn
 from tasks.datasets.loading import Reader, dataset_file, source_of
 from tasks.datasets.report import CheckCount, DatasetReport, Failure
+from tasks.datasets.row_checks import run_row_checks
 from tasks.datasets.runnable import at_end, failure_order, parts, per_batch, without_proven_unique
 from tasks.datasets.schemas import load_schema
 from tasks.datasets.sources import SourceAccess
@@ -98,8 +99,12 @@ class _Pass:
         self.flags.update({name: batch[FLAG + name] for name, _ in self.converted})
         batch = batch.drop([FLAG + name for name in self.flags])
         self.tally.add_failures(*_unconverted(self.flags, dict(self.converted), self.limit))
-        cases, counts, notes = _run_pandera(batch, self.rest if self.tally.schema else self.first,
-                                            self.limit, self.name, self.source)
+        checked = run_row_checks(batch, self.rest, self.limit, self.tally.full()) if self.tally.schema else None
+        if checked is None:
+            cases, counts, notes = _run_pandera(batch, self.rest if self.tally.schema else self.first,
+                                                self.limit, self.name, self.source)
+        else:
+            (cases, counts), notes = checked, []
         self.tally.add_failures(cases, counts)
         for note in notes:
             self.tally.add_note(note)
