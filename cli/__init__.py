@@ -1,38 +1,30 @@
-"""The ``analyst`` command: one Typer sub-app or command per module."""
+"""The ``analyst`` command.
+
+The package itself imports nothing: ``analyst run`` first offers itself to a warm runner
+(cli/warm_client.py) and only loads typer, the config schema and the commands when it runs here.
+``from cli import app`` still gives the Typer app (cli/commands.py)."""
 
 from __future__ import annotations
 
-import typer
+import sys
+from typing import Any
 
-from cli.backfill import backfill
-from cli.deploy import deploy, serve
-from cli.history import history
-from cli.init import init
-from cli.limits import limits_app
-from cli.prune import prune
-from cli.run import run
-from cli.sandboxes import sandboxes_app
-from cli.server import server_app
-from cli.validate import infer_schema, validate
 
-app = typer.Typer(
-    name="analyst",
-    help="Run AI data analyses declared in YAML as Prefect flows: validate, run, deploy, schedule.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command()(init)
-app.command()(validate)
-app.command("infer-schema")(infer_schema)
-app.command()(run)
-app.command()(serve)
-app.command()(deploy)
-app.command()(backfill)
-app.command()(prune)
-app.command()(history)
-app.add_typer(server_app, name="server", help="Start, stop or inspect the local Prefect server.")
-app.add_typer(sandboxes_app, name="sandboxes", help="List or clean up Daytona sandboxes this tool created.")
-app.add_typer(limits_app, name="limits", help="Cap the sandboxes alive at once; show each deployment's runs at once.")
+def main() -> None:
+    """The console script."""
+    from cli import warm_client
 
-__all__ = ["app"]
+    code = warm_client.run_in_runner(sys.argv[1:])
+    if code is not None:
+        raise SystemExit(code)
+    from cli.commands import app
+
+    app(prog_name="analyst")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from cli.commands import app
+
+        return app
+    raise AttributeError(f"module 'cli' has no attribute {name!r}")

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +58,8 @@ class Paths:
     db: Path
 
 
-def paths() -> Paths:
-    base = Path(os.environ.get("ANALYST_HOME") or Path.cwd() / ".analyst")
+def paths(env: Mapping[str, str] = os.environ) -> Paths:
+    base = Path(env.get("ANALYST_HOME") or Path.cwd() / ".analyst")
     home = base.expanduser().resolve() / "prefect"
     return Paths(home, home / "server.json", home / "server.lock", home / "server.log", home / "prefect.db")
 

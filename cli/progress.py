@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rich.console import Console
@@ -12,6 +13,13 @@ from tasks.agent import events
 from tasks.models.base import RUN_PYTHON_TOOL
 from tasks.results import SUBMIT_RESULTS_TOOL
 from tasks.text_safety import printable
+
+
+def quiet_prefect_console() -> None:
+    """Our progress and summary replace Prefect's console logs (a failed task logs its traceback at
+    ERROR); they still reach the server and its UI. Prefect reads this when it is imported."""
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL",
+                          "DEBUG" if os.environ.get("ANALYST_DEBUG") else "CRITICAL")
 
 
 class LiveProgress:

@@ -13,7 +13,8 @@ from rich.text import Text
 from cli._console import console, print_fields, print_json, warn
 from cli._errors import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, user_errors
 from cli.cancel_watch import CANCELLED_MESSAGE, CancelWatch
-from cli.progress import LiveProgress
+from cli.progress import LiveProgress, quiet_prefect_console
+from cli.warm_client import start_runner
 from tasks.config import config_warnings, load_config, parse_overrides
 from tasks.results import results_value
 from tasks.text_safety import printable
@@ -35,11 +36,7 @@ def run(
 ) -> None:
     """Run an analysis: validate the data, run Claude's loop in a sandbox, write the report."""
     shown = Console(quiet=True) if as_json else console  # --json: stdout holds the JSON object alone
-    # Our progress and summary replace Prefect's console logs (a failed task logs its traceback at
-    # ERROR); they still reach the server and its UI. Set before prefect is imported (loading a
-    # config with a schedule imports it).
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL",
-                          "DEBUG" if os.environ.get("ANALYST_DEBUG") else "CRITICAL")
+    quiet_prefect_console()  # before prefect is imported: loading a config with a schedule imports it
     with user_errors():
         overrides = parse_overrides(set_)
         loaded = load_config(config, overrides, as_of=as_of)  # fail fast, before any server or flow run exists
@@ -57,6 +54,7 @@ def run(
         from cli.local_server import configure_prefect, flow_run_url
 
         api_url = configure_prefect(wait=False)
+        start_runner()  # for the next run: this one paid for the imports a runner keeps
         if resume is not None:
             _warn_if_still_running(earlier.flow_run_id)
         from flows.analysis import analyze  # imports prefect: only after its API URL is settled
