@@ -43,7 +43,7 @@ MAX_REQUEST = 1 << 20  # the argv and environment of one call
 PRELOAD = (
     "typer", "typer._adapters", "typer._click.decorators", "rich.console", "rich.live", "rich._emoji_codes",
     "anthropic", "truststore", "httpcore2", "genai_prices", "genai_prices.data", "genai_prices.decompose",
-    "genai_prices.validation", "encodings.unicode_escape",
+    "genai_prices.validation", "encodings.unicode_escape", "encodings.idna",
     "prefect", "prefect.flow_engine", "prefect.task_engine", "prefect.utilities.visualization", "fastapi.encoders",
     "anyio._backends._asyncio", "anyio.streams.memory", "anyio.streams.stapled",
     "flows.analysis", "flows.crash_detection",
@@ -77,6 +77,9 @@ def preload() -> None:
     warnings.filterwarnings("ignore", message=".*fork.*", category=RuntimeWarning)
     for name in PRELOAD:
         importlib.import_module(name)
+    from rich.cells import cell_len
+
+    cell_len("漢")  # rich loads its table of character widths on first use, by Unicode version
 
 
 def main() -> None:

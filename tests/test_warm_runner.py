@@ -235,3 +235,35 @@ def test_ctrl_c_and_a_killed_command_reach_the_run_and_its_sandbox(project, anth
     again = analyst(project, tmp_path, "run", DEMO, *sets)
     assert again.returncode == 0, again.stderr
     assert re.findall(r"run \d+: exit (-?\d+)", runner_log(project))[-1] == "0"
+
+
+PROBE = """
+import json, sys
+from cli.warm_runner import preload
+preload()
+before = set(sys.modules)
+from cli.commands import app
+try:
+    app(sys.argv[1:], prog_name="analyst")
+except SystemExit as done:
+    assert done.code == 0, done.code
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+@pytest.mark.slow
+def test_a_run_in_a_runner_imports_only_the_commands_own_modules(prefect_api, anthropic_api, tmp_path) -> None:
+    """What a runner imports is what a run needs (cli/warm_runner.PRELOAD), so a run in it imports
+    nothing but the CLI's modules, whose consoles must be made in the run's own terminal."""
+    env = clean_env(PREFECT_API_URL=prefect_api, ANTHROPIC_API_KEY="sk-ant-test")
+    anthropic_api.enqueue_tool_use(code="print(len(open('data/sales.csv').readlines()))")
+    anthropic_api.enqueue_text("Report.")
+    anthropic_api.enqueue_results(DEMO_RESULTS)
+    probe = subprocess.run([sys.executable, "-c", PROBE, "run", str(DEMO), "--json", "--set", f"outputs.dir={tmp_path}",
+                            "--set", f"model.base_url={anthropic_api.base_url}"], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0, probe.stderr
+    imported = json.loads(probe.stdout.strip().splitlines()[-1])
+    missing = [m for m in imported if m.split(".")[0] != "cli"]
+    assert missing == [], f"add these to cli/warm_runner.PRELOAD: {missing}"
+    assert "cli.run" in imported
