@@ -15,6 +15,7 @@ from typing import Any
 from prefect import flow, get_client, get_run_logger
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
+from prefect.settings import get_current_settings
 
 from tasks.agent import events
 from tasks.agent.loop import AnalysisLoop, LoopLimits
@@ -61,7 +62,15 @@ def _run_time() -> str | None:
     return scheduled.isoformat() if scheduled else None
 
 
-@flow(name="analyze", flow_run_name=_run_name, log_prints=False,
+# Prefect's local default, named here: a flow with no result storage of its own, and no persist_result,
+# has the engine ask the server for its default result storage three times before the flow's first
+# line. The flow's return value (the summary) is not persisted: the run folder holds all of it, and
+# the model's turns, the only results read back, name their own storage (tasks/prefect/model.py).
+_RESULT_STORAGE = get_current_settings().results.local_storage_path
+
+
+@flow(name="analyze", flow_run_name=_run_name, log_prints=False, persist_result=False,
+      result_storage=_RESULT_STORAGE,
       on_crashed=[delete_flow_run_sandboxes], on_cancellation=[delete_flow_run_sandboxes],
       on_completion=[notify_completed], on_failure=[notify_failed])
 def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | None = None,
