@@ -177,13 +177,16 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         cleanup.attempt("release the sandbox slot", slot.release)
         settled(tagging)
         cleanup.attempt("close the model provider", provider.close)
-        cleanup.attempt("publish the remaining artifacts", publisher.close)
+        # The artifacts below are rendered here and sent from the publisher's thread while the run goes on;
+        # closing it last waits for the ones still on their way.
         cleanup.attempt("draw the trend charts",  # before the reports, which show it
-                        lambda: chart_trends(loaded, record_of(transcript), earlier_runs, run_dir))
-        _collect(transcript, run_dir)
-        cleanup.attempt("add the run to the history", lambda: record_run(loaded, record_of(transcript), earlier_runs))
+                        lambda: chart_trends(loaded, record_of(transcript), earlier_runs, run_dir, publisher))
+        _collect(transcript, run_dir, publisher)
+        cleanup.attempt("add the run to the history",
+                        lambda: record_run(loaded, record_of(transcript), earlier_runs, publisher))
         cleanup.attempt("apply outputs.retention",
                         lambda: tidy_up_after_run(loaded, provider, transcript, run_dir))
+        cleanup.attempt("publish the remaining artifacts", publisher.close)
         cleanup.reraise_interruption()
         if unsaved is not None and not failed:
             raise TranscriptNotSaved(transcript.stop_detail)
@@ -257,10 +260,10 @@ def _teardown(sandbox: Any) -> None:
             get_run_logger().exception("Could not tear the sandbox down")
 
 
-def _collect(transcript: Transcript, run_dir: Path) -> None:
+def _collect(transcript: Transcript, run_dir: Path, publisher: ArtifactPublisher) -> None:
     """Write the reports; a run whose reports are missing is not reported as completed."""
     try:
-        collect_artifacts(transcript, run_dir)
+        collect_artifacts(transcript, run_dir, publisher)
     except BaseException as exc:  # noqa: BLE001 - never mask the run's own outcome; the transcript is on disk
         get_run_logger().exception("Could not write the reports of %s", run_dir)
         problem = (str(exc) if isinstance(exc, ReportsNotWritten)
