@@ -260,7 +260,7 @@ def _teardown(sandbox: Any) -> None:
             get_run_logger().exception("Could not tear the sandbox down")
 
 
-def _collect(transcript: Transcript, run_dir: Path, publisher: ArtifactPublisher) -> None:
+def _collect(transcript: Transcript, run_dir: Path, publisher: ArtifactPublisher | None = None) -> None:
     """Write the reports; a run whose reports are missing is not reported as completed."""
     try:
         collect_artifacts(transcript, run_dir, publisher)
