@@ -19,7 +19,8 @@ the loop into the model's time (a request to the next event: in the flow this in
 persisted ``model-request`` task), the sandbox's (a code cell's start to its end) and the rest. The
 orchestration on the critical path, per model turn, is (b)'s model time and rest minus (a)'s (the
 sandbox's time is left out: the same code, and only noise between the two); what a run costs once
-is (b)'s time outside its loop minus (a)'s. The CPU time of the loop's thread over the loop, per
+is (b)'s time outside its loop minus (a)'s, shown split into the time before the first model request
+and the time after the loop. The CPU time of the loop's thread over the loop, per
 turn, is printed too: on a loaded machine the wall times wander, while that figure shows what the
 orchestration itself costs (no server round trip is left on the loop's path: artifacts go through
 the publisher's thread and task runs reach the server as events sent in the background, so that CPU
@@ -95,6 +96,7 @@ def script_api(api: Any, iterations: int, latencies: list[float]) -> None:
 @dataclass
 class Timing:
     total: float
+    before: float  # from the start to the first model request
     loop: float  # from the first model request to the end of the loop
     model: float
     sandbox: float
@@ -104,6 +106,11 @@ class Timing:
     @property
     def rest(self) -> float:
         return self.loop - self.model - self.sandbox
+
+    @property
+    def after(self) -> float:
+        """From the end of the loop to the end of the run."""
+        return self.total - self.before - self.loop
 
 
 @contextmanager
@@ -116,7 +123,7 @@ def timed_events() -> Iterator[list[tuple[str, float, float]]]:
         yield seen
 
 
-def timing(total: float, seen: list[tuple[str, float, float]]) -> Timing:
+def timing(start: float, total: float, seen: list[tuple[str, float, float]]) -> Timing:
     loop = [(kind, at) for kind, at, _ in seen if kind in ("model_request", "model_turn", "code_start", "code_done",
                                                            "finished")]
     first = next(i for i, (kind, _) in enumerate(loop) if kind == "model_request")
@@ -125,7 +132,7 @@ def timing(total: float, seen: list[tuple[str, float, float]]) -> Timing:
     sandbox = sum(nxt - at for (kind, at), (_, nxt) in zip(loop, loop[1:]) if kind == "code_start")
     turns = sum(1 for kind, _ in loop if kind == "model_request")
     cpu = [used for kind, _, used in seen if kind in ("model_request", "finished")]
-    return Timing(total, loop[-1][1] - loop[0][1], model, sandbox, turns, cpu[-1] - cpu[0])
+    return Timing(total, loop[0][1] - start, loop[-1][1] - loop[0][1], model, sandbox, turns, cpu[-1] - cpu[0])
 
 
 def plain_loop(overrides: dict[str, Any], replay: Path | None, outputs: Path) -> Timing:
@@ -156,7 +163,7 @@ def plain_loop(overrides: dict[str, Any], replay: Path | None, outputs: Path) ->
         provider.close()
         elapsed = time.perf_counter() - start
     assert transcript.status == "max_iterations" and transcript.results, (transcript.status, transcript.stop_detail)
-    return timing(elapsed, seen)
+    return timing(start, elapsed, seen)
 
 
 def flow_run(overrides: dict[str, Any], replay: Path | None, outputs: Path) -> Timing:
@@ -167,7 +174,7 @@ def flow_run(overrides: dict[str, Any], replay: Path | None, outputs: Path) -> T
         result = analyze(str(CONFIG), overrides | {"outputs.dir": str(outputs)}, str(replay) if replay else None)
         elapsed = time.perf_counter() - start
     assert result["status"] == "max_iterations" and result["results"], result
-    return timing(elapsed, seen)
+    return timing(start, elapsed, seen)
 
 
 def measure(mode: str, repeats: int, folder: Path) -> tuple[list[Timing], list[Timing]]:
@@ -220,6 +227,8 @@ def report(mode: str, plain: list[Timing], flow: list[Timing]) -> None:
     rows: list[tuple[str, Callable[[Timing], float], float]] = [
         ("wall time, s", lambda t: t.total, 1),
         ("outside the loop, s", lambda t: t.total - t.loop, 1),
+        ("  before the first request, s", lambda t: t.before, 1),
+        ("  after the loop, s", lambda t: t.after, 1),
         ("per turn: model, ms", lambda t: t.model / t.turns, 1000),
         ("per turn: sandbox, ms", lambda t: t.sandbox / t.turns, 1000),
         ("per turn: the rest, ms", lambda t: t.rest / t.turns, 1000),

@@ -15,6 +15,7 @@ from typing import Any
 from prefect import flow, get_client, get_run_logger
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
+from prefect.settings import get_current_settings
 
 from tasks.agent import events
 from tasks.agent.loop import AnalysisLoop, LoopLimits
@@ -61,7 +62,15 @@ def _run_time() -> str | None:
     return scheduled.isoformat() if scheduled else None
 
 
-@flow(name="analyze", flow_run_name=_run_name, log_prints=False,
+# Prefect's local default, named here: a flow with no result storage of its own, and no persist_result,
+# has the engine ask the server for its default result storage three times before the flow's first
+# line. The flow's return value (the summary) is not persisted: the run folder holds all of it, and
+# the model's turns, the only results read back, name their own storage (tasks/prefect/model.py).
+_RESULT_STORAGE = get_current_settings().results.local_storage_path
+
+
+@flow(name="analyze", flow_run_name=_run_name, log_prints=False, persist_result=False,
+      result_storage=_RESULT_STORAGE,
       on_crashed=[delete_flow_run_sandboxes], on_cancellation=[delete_flow_run_sandboxes],
       on_completion=[notify_completed], on_failure=[notify_failed])
 def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | None = None,
@@ -168,13 +177,16 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
         cleanup.attempt("release the sandbox slot", slot.release)
         settled(tagging)
         cleanup.attempt("close the model provider", provider.close)
-        cleanup.attempt("publish the remaining artifacts", publisher.close)
+        # The artifacts below are rendered here and sent from the publisher's thread while the run goes on;
+        # closing it last waits for the ones still on their way.
         cleanup.attempt("draw the trend charts",  # before the reports, which show it
-                        lambda: chart_trends(loaded, record_of(transcript), earlier_runs, run_dir))
-        _collect(transcript, run_dir)
-        cleanup.attempt("add the run to the history", lambda: record_run(loaded, record_of(transcript), earlier_runs))
+                        lambda: chart_trends(loaded, record_of(transcript), earlier_runs, run_dir, publisher))
+        _collect(transcript, run_dir, publisher)
+        cleanup.attempt("add the run to the history",
+                        lambda: record_run(loaded, record_of(transcript), earlier_runs, publisher))
         cleanup.attempt("apply outputs.retention",
                         lambda: tidy_up_after_run(loaded, provider, transcript, run_dir))
+        cleanup.attempt("publish the remaining artifacts", publisher.close)
         cleanup.reraise_interruption()
         if unsaved is not None and not failed:
             raise TranscriptNotSaved(transcript.stop_detail)
@@ -248,10 +260,10 @@ def _teardown(sandbox: Any) -> None:
             get_run_logger().exception("Could not tear the sandbox down")
 
 
-def _collect(transcript: Transcript, run_dir: Path) -> None:
+def _collect(transcript: Transcript, run_dir: Path, publisher: ArtifactPublisher | None = None) -> None:
     """Write the reports; a run whose reports are missing is not reported as completed."""
     try:
-        collect_artifacts(transcript, run_dir)
+        collect_artifacts(transcript, run_dir, publisher)
     except BaseException as exc:  # noqa: BLE001 - never mask the run's own outcome; the transcript is on disk
         get_run_logger().exception("Could not write the reports of %s", run_dir)
         problem = (str(exc) if isinstance(exc, ReportsNotWritten)

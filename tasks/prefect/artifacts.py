@@ -20,6 +20,7 @@ from prefect.artifacts import (create_markdown_artifact, create_progress_artifac
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
+from tasks.prefect.publisher import ArtifactPublisher
 from tasks.transcript import IterationRecord, Transcript
 from tasks.reports.markdown import dataset_row, render_iteration_markdown, render_report_markdown, status_line
 from tasks.results import results_rows, results_value
@@ -53,27 +54,41 @@ def _quietly(what: str, publish: Callable[[], T]) -> T | None:
         return None
 
 
-def publish_report(transcript: Transcript, run_dir: Path) -> UUID | None:
-    def publish() -> UUID:
+def publish_later(what: str, prepare: Callable[[], Callable[[], T]], publisher: ArtifactPublisher | None) -> T | None:
+    """``prepare()`` builds the artifact now, from the run as it is at this point, and returns the call that
+    creates it: made here, or queued on ``publisher`` so that the run goes on without waiting for the server
+    (then None is returned; the publisher's ``close`` waits for it)."""
+    create = _quietly(what, prepare)
+    if create is None:
+        return None
+    if publisher is None:
+        return _quietly(what, create)
+    publisher.submit(_quietly, what, create)
+    return None
+
+
+def publish_report(transcript: Transcript, run_dir: Path, publisher: ArtifactPublisher | None = None) -> UUID | None:
+    def prepare() -> Callable[[], UUID]:
         markdown = render_report_markdown(transcript, Path(run_dir), embed=True)
-        return create_markdown_artifact(markdown=markdown, key=artifact_key(transcript.analysis, "report"),
-                                        description=f"{transcript.analysis}: {status_line(transcript)}", **_SYNC)
+        description = f"{transcript.analysis}: {status_line(transcript)}"
+        return lambda: create_markdown_artifact(markdown=markdown, key=artifact_key(transcript.analysis, "report"),
+                                                description=description, **_SYNC)
 
-    return _quietly("report", publish)
+    return publish_later("report", prepare, publisher)
 
 
-def publish_results(transcript: Transcript) -> UUID | None:
+def publish_results(transcript: Transcript, publisher: ArtifactPublisher | None = None) -> UUID | None:
     """The submitted results as a table (``<name>-results``), one row per value; none when there are none."""
     if transcript.results is None:
         return None
 
-    def publish() -> UUID:
+    def prepare() -> Callable[[], UUID]:
         rows = [{"result": r["name"], "value": results_value(r["value"]), "unit": r["unit"] or "",
                  "description": r["description"]} for r in results_rows(transcript.tools, transcript.results or {})]
-        return create_table_artifact(table=rows, key=artifact_key(transcript.analysis, "results"),
-                                     description=f"{transcript.analysis}: results", **_SYNC)
+        return lambda: create_table_artifact(table=rows, key=artifact_key(transcript.analysis, "results"),
+                                             description=f"{transcript.analysis}: results", **_SYNC)
 
-    return _quietly("results", publish)
+    return publish_later("results", prepare, publisher)
 
 
 def publish_validation(name: str, dataset_reports: list[dict[str, Any]]) -> UUID | None:
@@ -117,8 +132,8 @@ def publish_iteration(name: str, iteration: IterationRecord, run_dir: Path) -> U
     return _quietly(f"iteration {iteration.number}", publish)
 
 
-def publish_usage(name: str, transcript: Transcript) -> UUID | None:
-    def publish() -> UUID:
+def publish_usage(name: str, transcript: Transcript, publisher: ArtifactPublisher | None = None) -> UUID | None:
+    def prepare() -> Callable[[], UUID]:
         rows: list[dict[str, Any]] = [
             {"iteration": i.number, "input": i.turn.usage.input_tokens, "output": i.turn.usage.output_tokens,
              "cache_read": i.turn.usage.cache_read_input_tokens,
@@ -129,11 +144,11 @@ def publish_usage(name: str, transcript: Transcript) -> UUID | None:
                      "cache_read": u.cache_read_input_tokens, "cache_write": u.cache_creation_input_tokens,
                      "cost_usd": transcript.cost_usd})
         cost = f"${transcript.cost_usd:.4f}" if transcript.cost_usd is not None else "cost unknown"
-        return create_table_artifact(table=rows, key=artifact_key(name, "usage"),
-                                     description=f"Tokens and cost for {name}: {u.total_tokens:,} tokens, {cost}",
-                                     **_SYNC)
+        description = f"Tokens and cost for {name}: {u.total_tokens:,} tokens, {cost}"
+        return lambda: create_table_artifact(table=rows, key=artifact_key(name, "usage"), description=description,
+                                             **_SYNC)
 
-    return _quietly("usage", publish)
+    return publish_later("usage", prepare, publisher)
 
 
 def create_progress(name: str, total: int) -> UUID | None:

@@ -9,18 +9,21 @@ from prefect.cache_policies import NONE
 
 from tasks.transcript import Transcript
 from tasks.prefect.artifacts import publish_report, publish_results, publish_usage
+from tasks.prefect.publisher import ArtifactPublisher
 from tasks.reports import write_run_reports
 
 
 # Runs after failures too (what was done is never lost); rendering is deterministic, so no retries.
 @task(name="collect-artifacts", cache_policy=NONE)
-def collect_artifacts(transcript: Transcript, run_dir: Path) -> dict[str, Path]:
-    """Raises ``ReportsNotWritten`` after publishing, when a report file could not be written."""
+def collect_artifacts(transcript: Transcript, run_dir: Path, publisher: ArtifactPublisher | None = None
+                      ) -> dict[str, Path]:
+    """Raises ``ReportsNotWritten`` after publishing, when a report file could not be written. With a
+    ``publisher``, the artifacts are rendered here and sent from its thread."""
     try:
         written = write_run_reports(transcript, run_dir)
     finally:  # the artifacts render on their own: publish them even when a file failed
-        publish_report(transcript, run_dir)
-        publish_results(transcript)
-        publish_usage(transcript.analysis, transcript)
+        publish_report(transcript, run_dir, publisher)
+        publish_results(transcript, publisher)
+        publish_usage(transcript.analysis, transcript, publisher)
     get_run_logger().info("Report: %s", written["markdown"])
     return written

@@ -11,7 +11,7 @@ table and the trend chart from what it read then, without asking again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -22,7 +22,8 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 
 from tasks.config import LoadedConfig
-from tasks.prefect.artifacts import _logger, _quietly, _SYNC, artifact_key
+from tasks.prefect.artifacts import _logger, _SYNC, artifact_key, publish_later
+from tasks.prefect.publisher import ArtifactPublisher
 from tasks.image_safety import MiB
 from tasks.reports.images import ChartEmbedder
 from tasks.reports.markdown import REPORT_BUDGET
@@ -70,28 +71,32 @@ def _rows(data: Any) -> list[RunRecord]:
     return [r for r in (RunRecord.from_row(row) for row in rows) if r is not None]
 
 
-def record_run(loaded: LoadedConfig, record: RunRecord, earlier: list[RunRecord]) -> list[RunRecord]:
-    """Add this run to ``history.jsonl`` and publish ``<name>-history``; returns the history it published."""
+def record_run(loaded: LoadedConfig, record: RunRecord, earlier: list[RunRecord],
+               publisher: ArtifactPublisher | None = None) -> list[RunRecord]:
+    """Add this run to ``history.jsonl`` and publish ``<name>-history`` (from ``publisher``'s thread, when
+    given); returns the history it published."""
     name = loaded.config.name
     history = merge_records([record], earlier)[: loaded.config.history.runs]
     try:
         append_record(loaded.outputs_dir / name, record)
     except OSError as exc:  # the server's table still has it
         _logger().warning("Could not add the run to %s's history.jsonl: %s", name, exc)
-    publish_history(name, history, loaded.config.results)
+    publish_history(name, history, loaded.config.results, publisher)
     return history
 
 
-def publish_history(name: str, history: list[RunRecord], declared: Iterable[str] = ()) -> UUID | None:
-    def publish() -> UUID:
+def publish_history(name: str, history: list[RunRecord], declared: Iterable[str] = (),
+                    publisher: ArtifactPublisher | None = None) -> UUID | None:
+    def prepare() -> Callable[[], UUID]:
         rows = fit_rows(table_rows(history, declared), TABLE_BUDGET)
         if len(rows) < len(history):
             _logger().warning("The history table of %s holds the last %d of %d runs: more would pass %d MiB",
                               name, len(rows), len(history), TABLE_BUDGET // MiB)
-        return create_table_artifact(table=rows, key=artifact_key(name, "history"),
-                                     description=f"{name}: the last {len(rows)} run(s), newest first", **_SYNC)
+        return lambda: create_table_artifact(table=rows, key=artifact_key(name, "history"),
+                                             description=f"{name}: the last {len(rows)} run(s), newest first",
+                                             **_SYNC)
 
-    return _quietly("history", publish)
+    return publish_later("history", prepare, publisher)
 
 
 def fit_rows(rows: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
@@ -105,22 +110,25 @@ def fit_rows(rows: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
     return rows
 
 
-def chart_trends(loaded: LoadedConfig, record: RunRecord, earlier: list[RunRecord], run_dir: Path) -> UUID | None:
+def chart_trends(loaded: LoadedConfig, record: RunRecord, earlier: list[RunRecord], run_dir: Path,
+                 publisher: ArtifactPublisher | None = None) -> UUID | None:
     """Draw the trend chart of this run and the ones before it into the run folder (for its reports), and
-    publish it as ``<name>-trends``; nothing when no numeric result has two values yet."""
+    publish it as ``<name>-trends`` (from ``publisher``'s thread, when given); nothing when no numeric
+    result has two values yet."""
     history = merge_records([record], earlier)[: loaded.config.history.runs]
     if draw_trends(history, loaded.config.results, run_dir) is None:
         return None
-    return publish_trends(loaded.config.name, run_dir, len(history))
+    return publish_trends(loaded.config.name, run_dir, len(history), publisher)
 
 
-def publish_trends(name: str, run_dir: Path, runs: int) -> UUID | None:
-    def publish() -> UUID:
+def publish_trends(name: str, run_dir: Path, runs: int, publisher: ArtifactPublisher | None = None) -> UUID | None:
+    def prepare() -> Callable[[], UUID]:
         uri = ChartEmbedder(run_dir, REPORT_BUDGET).uri(TRENDS_CHART)
         chart = f"![Trends of {name}'s numeric results]({uri})" if uri else f"_The chart is {run_dir / TRENDS_CHART}._"
         markdown = (f"# {name}: trends\n\nEach numeric result over the last {runs} run(s) of the history, oldest "
                     f"to newest; the newest run's value in orange.\n\n{chart}\n")
-        return create_markdown_artifact(markdown=markdown, key=artifact_key(name, "trends"),
-                                        description=f"{name}: numeric results over the last {runs} run(s)", **_SYNC)
+        return lambda: create_markdown_artifact(markdown=markdown, key=artifact_key(name, "trends"),
+                                                description=f"{name}: numeric results over the last {runs} run(s)",
+                                                **_SYNC)
 
-    return _quietly("trends", publish)
+    return publish_later("trends", prepare, publisher)

@@ -98,7 +98,7 @@ class SandboxStart:
         limit = read_limit(slot.limit_name)
         if limit is not None and limit.active and limit.active_slots >= limit.limit:
             return None
-        slot.acquire()
+        slot.acquire(limit)  # one server round trip fewer on the way to the first request
         return provision()
 
     def sandbox(self) -> Sandbox | None:

@@ -26,6 +26,7 @@ SANDBOX_LIMIT = "sandboxes"
 # Renewed every 3/4 of it; the server accepts 60 s to 1 day. Shorter frees a killed run's slot
 # sooner, longer survives a longer outage of the Prefect API without losing the slot.
 LEASE_SECONDS = 120.0
+_UNREAD = object()
 
 
 class SandboxSlot:
@@ -39,10 +40,12 @@ class SandboxSlot:
         self.flow_run_id = flow_run_id
         self._held = ExitStack()
 
-    def acquire(self) -> bool:
-        """Take a slot, waiting as long as it takes. False when no active limit caps sandboxes."""
+    def acquire(self, limit: Any = _UNREAD) -> bool:
+        """Take a slot, waiting as long as it takes. False when no active limit caps sandboxes.
+        ``limit``: the limit as ``read_limit`` just returned it, when the caller read it already."""
         logger = _logger()
-        limit = read_limit(self.limit_name)
+        if limit is _UNREAD:
+            limit = read_limit(self.limit_name)
         if limit is None or not limit.active:
             logger.info("Sandboxes are not capped (no active global concurrency limit %r; set one with "
                         "`analyst limits set %s N`)", self.limit_name, self.limit_name)
