@@ -264,6 +264,7 @@ def _take_up_environment() -> None:
     import prefect.context
     from prefect.logging.configuration import setup_logging
 
+    quiet_prefect_console()  # as `analyst run` sets it before prefect is imported
     prefect.context.refresh_global_settings_context()
     setup_logging(incremental=False)
 

@@ -167,6 +167,7 @@ def test_a_second_run_goes_through_the_runner_and_ends_as_the_first(project, tmp
     one, two = json.loads(first.stdout), json.loads(second.stdout)
     assert re.findall(r"run \d+: exit (-?\d+)", runner_log(project)) == ["0"]  # the second one did
     assert two["status"] == one["status"] == "completed"
+    assert second.stderr == first.stderr  # no Prefect console logs: only our own progress and summary
     assert two["iterations"] == one["iterations"] and two["results"] == one["results"]
     assert [Path(c).name for c in two["charts"]] == [Path(c).name for c in one["charts"]]
     assert two["run_dir"] != one["run_dir"] and Path(two["run_dir"], "report.md").is_file()
