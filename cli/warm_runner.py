@@ -29,6 +29,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from cli import local_server
@@ -103,7 +104,7 @@ def main() -> None:
 
 
 class Runner:
-    def __init__(self, listener: socket.socket, server: local_server.ServerStatus, unchanged: Any):
+    def __init__(self, listener: socket.socket, server: local_server.ServerStatus, unchanged: Callable[[], bool]):
         self.listener: socket.socket | None = listener
         self.server = server
         self.unchanged = unchanged
