@@ -168,8 +168,9 @@ def plain_loop(overrides: dict[str, Any], replay: Path | None, outputs: Path) ->
 
 def flow_run(overrides: dict[str, Any], replay: Path | None, outputs: Path) -> Timing:
     from flows.analysis import analyze
+    from tasks.prefect.heartbeat import heartbeats_from_the_flow
 
-    with timed_events() as seen:
+    with timed_events() as seen, heartbeats_from_the_flow():  # as analyst run calls it
         start = time.perf_counter()
         result = analyze(str(CONFIG), overrides | {"outputs.dir": str(outputs)}, str(replay) if replay else None)
         elapsed = time.perf_counter() - start

@@ -58,6 +58,7 @@ def run(
         if resume is not None:
             _warn_if_still_running(earlier.flow_run_id)
         from flows.analysis import analyze  # imports prefect: only after its API URL is settled
+        from tasks.prefect.heartbeat import heartbeats_from_the_flow
 
         # Retries of this run resume where the failed attempt stopped (tasks/agent/resume.py).
         analyze = analyze.with_options(retries=loaded.config.retries,
@@ -67,7 +68,7 @@ def run(
         result: dict[str, Any] | None = None
         error: BaseException | None = None
         watch = CancelWatch(lambda: progress.flow_run_id)  # no Prefect runner here to act on a cancellation
-        with progress, watch:
+        with progress, watch, heartbeats_from_the_flow():
             try:
                 result = analyze(str(loaded.path), overrides or None, str(replay.resolve()) if replay else None,
                                  str(resume.resolve()) if resume else None,

@@ -30,6 +30,7 @@ from tasks.prefect.artifacts import ProgressBar, publish_iteration
 from tasks.prefect.collect import collect_artifacts
 from tasks.prefect.configure import load_analysis_config
 from tasks.prefect.crash_hooks import delete_flow_run_sandboxes
+from tasks.prefect.heartbeat import flow_run_heartbeats
 from tasks.prefect.history import chart_trends, known_runs, record_run
 from tasks.prefect.iterate import rebuild_sandbox, run_iteration, write_final_report
 from tasks.prefect.model import persist_turns
@@ -85,6 +86,12 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
     ``as_of`` (an ISO date-time) is the run's time, from which its window and ``{{ }}`` templates are
     computed; default: the flow run's scheduled start time (now, for a run started by hand).
     """
+    with flow_run_heartbeats():
+        return _analyze(config, overrides, replay, resume, as_of)
+
+
+def _analyze(config: str, overrides: dict[str, Any] | None, replay: str | None, resume: str | None,
+             as_of: str | None) -> dict[str, Any]:
     logger = get_run_logger()
     events.emit("flow_run", {"flow_run_id": str(flow_run.get_id() or "")})
     loaded = load_analysis_config(config, overrides, as_of or _resumed_run_time(resume) or _run_time())
@@ -173,14 +180,16 @@ def analyze(config: str, overrides: dict[str, Any] | None = None, replay: str | 
             detail = f"could not save {run_dir / TRANSCRIPT_FILE} ({type(unsaved).__name__}: {unsaved})"
             transcript.finish("failed", f"{transcript.stop_detail}; {detail}" if transcript.status == "failed"
                               else detail)
+        # Drawn while the sandbox stops (mostly a wait on its kernel), and before the reports, which show it.
+        charting = in_background(lambda: chart_trends(loaded, record_of(transcript), earlier_runs, run_dir, publisher),
+                                 name="trend-chart")
         _teardown(sandbox or (early.settle() if early else None))
         cleanup.attempt("release the sandbox slot", slot.release)
         settled(tagging)
         cleanup.attempt("close the model provider", provider.close)
         # The artifacts below are rendered here and sent from the publisher's thread while the run goes on;
         # closing it last waits for the ones still on their way.
-        cleanup.attempt("draw the trend charts",  # before the reports, which show it
-                        lambda: chart_trends(loaded, record_of(transcript), earlier_runs, run_dir, publisher))
+        cleanup.attempt("draw the trend charts", charting.result)
         _collect(transcript, run_dir, publisher)
         cleanup.attempt("add the run to the history",
                         lambda: record_run(loaded, record_of(transcript), earlier_runs, publisher))
