@@ -97,6 +97,7 @@ def _analyze(config: str, overrides: dict[str, Any] | None, replay: str | None, 
     loaded = load_analysis_config(config, overrides, as_of or _resumed_run_time(resume) or _run_time())
     cfg = loaded.config
     tagging = in_background(_tag_window, loaded, name="tag-window")  # nothing before the first request waits on it
+    history = in_background(known_runs, loaded, name="read-history")  # a server round trip, read while data is checked
     # A replay or resume reads the data the run it repeats kept (data/ beside its transcript), if any.
     use_kept_data(loaded, transcript_file(Path(resume)) if resume else Path(replay) if replay else None)
     flow_run_id = str(flow_run.get_id() or "")
@@ -114,7 +115,7 @@ def _analyze(config: str, overrides: dict[str, Any] | None, replay: str | None, 
         if earlier:
             transcript = resume_transcript(earlier, transcript, run_dir)
         transcript.run_key = transcript.run_key or transcript.flow_run_id or flow_run_id
-        earlier_runs = known_runs(loaded)  # the history this run adds to
+        earlier_runs = history.result()  # the history this run adds to
         if earlier is None:  # a resume or retry goes on with what its first attempt was told of earlier runs
             transcript.memory = recall(cfg.memory, transcript, earlier_runs, provider)
         open_conversation(transcript)
@@ -124,7 +125,7 @@ def _analyze(config: str, overrides: dict[str, Any] | None, replay: str | None, 
         slot.release()
         settled(tagging)
         if isinstance(stopped, DataInvalid):  # alerts on validation.failed or status are told before the run fails
-            alert_on_invalid_data(loaded, stopped, lambda: known_runs(loaded))
+            alert_on_invalid_data(loaded, stopped, history.result)
         raise
     limits = LoopLimits.from_config(cfg)
     logger.info("Run folder: %s", run_dir)
