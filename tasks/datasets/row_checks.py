@@ -1,19 +1,19 @@
-"""A batch's per-row checks evaluated together, in the read itself when the file is streamed.
+"""A dataset's per-row checks computed by the streaming read itself, next to the values they judge.
 
 pandera's polars backend collects each check on its own, twice (its output, then its failure
 cases): some forty polars queries a batch for a schema of twenty checks, whose fixed cost was most
-of the time validation took (benchmarks/validate_large.py). Here the checks are still pandera's
-(its check backend builds each one's output, and its null handling is applied as its backend
-applies it); only their evaluation is put together. ``stream_row_checks`` adds every check's output
-to the streaming query as a boolean column, so that polars computes them while it parses, on the
-batch it has just parsed; ``run_row_checks`` evaluates them in one query over a batch. For the
-checks that failed, ``tabulate`` takes their failure cases as pandera tabulates them (the value as
-text, the row in the batch, the first ``limit`` of them) and their true count.
+of the time validation took (benchmarks/validate_large.py). Here the checks are still pandera's:
+its check backend builds each one's expression, and its null handling is applied as its backend
+applies it. Only their evaluation is put together: ``stream_row_checks`` adds every check's output
+to the streaming query as a boolean column, so polars computes them while it parses, in one pass
+over each batch. For the checks that failed in a batch, ``tabulate`` takes their failure cases as
+pandera tabulates them (the value as text, the row in the batch, the first ``limit`` of them) and
+their true count.
 
 pandera still checks the columns' presence and types, on the first batch. A schema this does not
-cover (a regex column, a table-wide check, a check that only warns, a check without a per-row
-output, a check polars cannot run on the column's type) runs through pandera on every batch:
-both functions return None for those."""
+cover (a regex column, a table-wide check, a check that only warns, a check that is not a single
+expression, a check polars cannot run on its column's type) runs through pandera on every batch:
+``stream_row_checks`` returns None for those."""
 
 from __future__ import annotations
 
@@ -21,36 +21,19 @@ from collections.abc import Container
 from typing import Any
 
 import pandera.polars as pap
+from pandera.api.checks import Check
 import polars as pl
 from pandera.api.polars.types import PolarsData
 import pandera.backends.polars.builtin_checks  # noqa: F401 - registers the built-in checks for polars data
 from pandera.backends.polars.checks import PolarsCheckBackend
+from pandera.constants import CHECK_OUTPUT_KEY
 
 from tasks.datasets.runnable import identify
 from tasks.datasets.tally import CASES, COUNTS
 
-OUTPUTS_PER_QUERY = 200  # a very wide schema's outputs in several queries: one plan of thousands plans slowly
 PASSED = "__passed__"  # prefix of the check outputs' columns: PASSED + their place in the list of checks
 
 Checked = list[tuple[str, str]]  # (column, check) of each output, in order
-
-
-def run_row_checks(batch: pl.DataFrame, schema: pap.DataFrameSchema, limit: int,
-                   shown: Container[tuple[str | None, str]] = ()) -> tuple[pl.DataFrame, pl.DataFrame] | None:
-    """(failure cases, counts) of ``schema``'s column checks on ``batch``, rows numbered within it,
-    as ``validation._run_pandera`` would give them; None when the schema is not one this covers.
-    ``shown``: (column, check) whose cases are not wanted any more, only their count."""
-    built = _outputs(batch.schema, schema)
-    if built is None:
-        return None
-    outputs, checked = built
-    try:
-        results = pl.concat([batch.select(outputs[start:start + OUTPUTS_PER_QUERY])
-                             for start in range(0, len(outputs), OUTPUTS_PER_QUERY)] or [pl.DataFrame()],
-                            how="horizontal")
-    except pl.exceptions.PolarsError:  # a check polars cannot run on this column: pandera reports it as failing
-        return None
-    return tabulate(batch, results, checked, limit, shown)
 
 
 def stream_row_checks(query: pl.LazyFrame, schema: pap.DataFrameSchema) -> tuple[pl.LazyFrame, Checked] | None:
@@ -60,7 +43,7 @@ def stream_row_checks(query: pl.LazyFrame, schema: pap.DataFrameSchema) -> tuple
     end the read; pandera reports it as the check's failure)."""
     columns = query.collect_schema()
     built = _outputs(columns, schema)
-    if built is None or not built[1]:
+    if built is None:
         return None
     try:
         pl.LazyFrame(schema=columns).select(built[0]).collect()
@@ -98,18 +81,14 @@ def _outputs(columns: pl.Schema, schema: pap.DataFrameSchema) -> tuple[list[pl.E
         return None
     outputs: list[pl.Expr] = []
     checked: Checked = []
+    data = _Selections(schema=columns)  # once: an empty frame costs time in its number of columns
     for name, column in schema.columns.items():
         if name not in columns:
             continue  # not required after the first batch, where its absence was reported
         for check in column.checks:
-            if check.raise_warning:
+            if check.raise_warning or (expr := data.expression(check, name)) is None:
                 return None
-            data = _Selections(schema=columns)
-            if not isinstance(PolarsCheckBackend(check).apply(PolarsData(data, name)), pl.LazyFrame):
-                return None
-            if (output := data.selected()) is None:
-                return None
-            passed = output | output.is_null() if check.ignore_na else output.fill_null(False)
+            passed = expr | expr.is_null() if check.ignore_na else expr.fill_null(False)
             outputs.append(passed.alias(f"{PASSED}{len(checked)}"))
             checked.append((name, identify(check)))
     return outputs, checked
@@ -123,13 +102,20 @@ class _Selections(pl.LazyFrame):
     builds them, cost validation 10-15% more time on the benchmark.)"""
 
     def select(self, *exprs: Any, **named_exprs: Any) -> pl.LazyFrame:
-        self.__dict__.setdefault("_selections", []).append((exprs, named_exprs))
+        self.__dict__.setdefault("selections", []).append((exprs, named_exprs))  # frames made from it record their own
         return super().select(*exprs, **named_exprs)
 
-    def selected(self) -> pl.Expr | None:
-        """The expression the check selected, when it selected exactly one, once."""
-        selections = self.__dict__.get("_selections", [])
-        if len(selections) != 1:
+    def expression(self, check: Check, column: str) -> pl.Expr | None:
+        """The expression ``check`` selects over ``column``, when its output (as pandera's check
+        backend gives it, the column renamed) is that one selection and nothing else."""
+        self.__dict__["selections"] = []
+        output = PolarsCheckBackend(check).apply(PolarsData(self, column))
+        selections = self.__dict__["selections"]
+        if not isinstance(output, pl.LazyFrame) or len(selections) != 1:
             return None
-        exprs, named = selections[0]
-        return exprs[0] if len(exprs) == 1 and not named and isinstance(exprs[0], pl.Expr) else None
+        (exprs, named), = selections
+        if named or len(exprs) != 1 or not isinstance(exprs[0], pl.Expr):
+            return None
+        alone = pl.LazyFrame.select(self, exprs[0])
+        alone = alone.rename({alone.collect_schema().names()[0]: CHECK_OUTPUT_KEY})
+        return exprs[0] if output.explain(optimized=False) == alone.explain(optimized=False) else None

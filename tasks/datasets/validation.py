@@ -29,7 +29,7 @@ from tasks.datasets.conversion import FLAG, convert
 from tasks.datasets.held import HeldColumn
 from tasks.datasets.loading import Reader, dataset_file, source_of
 from tasks.datasets.report import CheckCount, DatasetReport, Failure
-from tasks.datasets.row_checks import Checked, output_names, run_row_checks, stream_row_checks, tabulate
+from tasks.datasets.row_checks import Checked, output_names, stream_row_checks, tabulate
 from tasks.datasets.runnable import (at_end, failure_order, parts, per_batch, without_column_checks,
                                      without_proven_unique)
 from tasks.datasets.schemas import load_schema
@@ -117,14 +117,12 @@ class _Pass:
         batch = batch.drop(*(FLAG + name for name in self.flags), *outputs.columns)
         self.tally.add_failures(*_unconverted(self.flags, dict(self.converted), self.limit))
         first = self.tally.schema is None
-        if self.checked is not None:
+        if self.checked is None:
+            self._run_pandera(batch, self.first if first else self.rest)
+        else:
             if first:  # the columns' presence and types; their checks came with the batch
                 self._run_pandera(batch, self.core)
             self.tally.add_failures(*tabulate(batch, outputs, self.checked, self.limit, self.tally.full()))
-        elif not first and (checked := run_row_checks(batch, self.rest, self.limit, self.tally.full())) is not None:
-            self.tally.add_failures(*checked)
-        else:
-            self._run_pandera(batch, self.first if first else self.rest)
         self._hold(batch)
         self.tally.add_rows(batch)
 
