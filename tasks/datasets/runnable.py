@@ -31,7 +31,9 @@ _PER_ROW = {"equal_to", "not_equal_to", "greater_than", "greater_than_or_equal_t
 NOT_NULL, UNIQUE = "not_nullable", "field_uniqueness"
 _CORE = {"column_in_dataframe", "column_in_schema", "column_ordered"}
 
-Flags = Callable[[str], pl.Series | None]  # a column's unconverted-value flags in the current batch
+# A column's flags of the values that did not convert (True where one did not), as an expression over
+# the data the check runs on: a column of the streamed query, or the current batch's flags as a literal.
+Flags = Callable[[str], pl.Expr | None]
 
 
 def per_row(check: Check) -> bool:
@@ -57,6 +59,15 @@ def per_batch(schema: pap.DataFrameSchema, flags: Flags, limit: int, *, first: b
         if not first:
             column.dtype, column.required = None, False
         column.checks = [_capped(check, limit) for check in [*extra, *filter(per_row, original.checks)]]
+    return runnable
+
+
+def without_column_checks(schema: pap.DataFrameSchema) -> pap.DataFrameSchema:
+    """``schema`` with no column checks: the columns' presence and types, strict and ordered."""
+    runnable = _shallow(schema)
+    for name, original in schema.columns.items():
+        column = runnable.columns[name] = copy.copy(original)
+        column.checks = []
     return runnable
 
 
@@ -206,7 +217,7 @@ def _not_null_check(flags: Flags) -> Check:
         present = col.is_not_null() & col.is_not_nan() if data.lazyframe.collect_schema()[data.key].is_float() \
             else col.is_not_null()
         if (unconverted := flags(data.key)) is not None:  # already reported as not converting: null by our doing
-            present = present | pl.lit(unconverted)
+            present = present | unconverted
         return data.lazyframe.select(present.alias(data.key))
 
     return Check(not_null, name=NOT_NULL, ignore_na=False)

@@ -1,9 +1,10 @@
 """Validate a dataset against its schema and summarise it: the report a run keeps and a prompt reads.
 
 One path for every size: the file is scanned lazily and streamed in batches by polars' streaming
-engine, its columns read as the schema's types (``conversion.py``); pandera's polars backend runs
-on each batch (``lazy=True``: one report lists every failing check), and what needs every row of a
-column (``unique``, ...) runs at the end on those columns alone (``runnable.py``). The summary and
+engine, its columns read as the schema's types (``conversion.py``) and its per-row checks computed
+in the same query (``row_checks.py``); pandera's polars backend checks the columns of the first
+batch (``lazy=True``: one report lists every failing check), and what needs every row of a column
+(``unique``, ...) runs at the end on those columns alone (``runnable.py``). The summary and
 the failure table are merged batch by batch (``tally.py``): memory is that of a batch, the columns
 kept for the end and the imports, whatever the file's size.
 
@@ -28,8 +29,9 @@ from tasks.datasets.conversion import FLAG, convert
 from tasks.datasets.held import HeldColumn
 from tasks.datasets.loading import Reader, dataset_file, source_of
 from tasks.datasets.report import CheckCount, DatasetReport, Failure
-from tasks.datasets.row_checks import run_row_checks
-from tasks.datasets.runnable import at_end, failure_order, parts, per_batch, without_proven_unique
+from tasks.datasets.row_checks import Checked, output_names, stream_row_checks, tabulate
+from tasks.datasets.runnable import (at_end, failure_order, parts, per_batch, without_column_checks,
+                                     without_proven_unique)
 from tasks.datasets.schemas import load_schema
 from tasks.datasets.sources import SourceAccess
 from tasks.datasets.tally import CASES, COUNTS, KEYS, Tally
@@ -79,13 +81,27 @@ class _Pass:
         self.schema, self.limit, self.name, self.source = schema, limit, name, source
         self.converted: list[tuple[str, str]] = []
         self.flags: dict[str, pl.Series] = {}
-        self.first = per_batch(schema, self.flags.get, limit, first=True)
-        self.rest = per_batch(schema, self.flags.get, limit, first=False)
+        self.first = per_batch(schema, self._batch_flags, limit, first=True)
+        self.core = without_column_checks(self.first)
+        self.rest = per_batch(schema, self._batch_flags, limit, first=False)
+        self.streamed = per_batch(schema, self._query_flags, limit, first=False)
+        self.checked: Checked | None = None  # the checks the query computes, once it does
         self.end, self.wanted = at_end(schema, limit)
 
+    def _batch_flags(self, name: str) -> pl.Expr | None:
+        return pl.lit(self.flags[name]) if name in self.flags else None
+
+    def _query_flags(self, name: str) -> pl.Expr | None:
+        return pl.col(FLAG + name) if name in dict(self.converted) else None
+
     def build(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """The query the pass reads: the columns converted and, when polars can run them all, the
+        per-row checks as columns of their own, computed in the read."""
         self.converted.clear()
-        return convert(frame, self.schema, self.converted)
+        query = convert(frame, self.schema, self.converted)
+        streamed = stream_row_checks(query, self.streamed)
+        self.checked = streamed[1] if streamed else None
+        return streamed[0] if streamed else query
 
     def start(self, query: pl.LazyFrame):
         """A fresh tally for a pass over ``query``."""
@@ -97,19 +113,24 @@ class _Pass:
     def add(self, batch: pl.DataFrame) -> None:
         self.flags.clear()
         self.flags.update({name: batch[FLAG + name] for name, _ in self.converted})
-        batch = batch.drop([FLAG + name for name in self.flags])
+        outputs = batch.select(output_names(self.checked or []))
+        batch = batch.drop(*(FLAG + name for name in self.flags), *outputs.columns)
         self.tally.add_failures(*_unconverted(self.flags, dict(self.converted), self.limit))
-        checked = run_row_checks(batch, self.rest, self.limit, self.tally.full()) if self.tally.schema else None
-        if checked is None:
-            cases, counts, notes = _run_pandera(batch, self.rest if self.tally.schema else self.first,
-                                                self.limit, self.name, self.source)
+        first = self.tally.schema is None
+        if self.checked is None:
+            self._run_pandera(batch, self.first if first else self.rest)
         else:
-            (cases, counts), notes = checked, []
+            if first:  # the columns' presence and types; their checks came with the batch
+                self._run_pandera(batch, self.core)
+            self.tally.add_failures(*tabulate(batch, outputs, self.checked, self.limit, self.tally.full()))
+        self._hold(batch)
+        self.tally.add_rows(batch)
+
+    def _run_pandera(self, batch: pl.DataFrame, schema: pap.DataFrameSchema) -> None:
+        cases, counts, notes = _run_pandera(batch, schema, self.limit, self.name, self.source)
         self.tally.add_failures(cases, counts)
         for note in notes:
             self.tally.add_note(note)
-        self._hold(batch)
-        self.tally.add_rows(batch)
 
     def _hold(self, batch: pl.DataFrame) -> None:
         if self.end is None:

@@ -248,3 +248,13 @@ def test_a_duplicate_after_a_run_of_consecutive_ids_is_found(tmp_path: Path, bat
     ordered = validate_dataset(dataset(_write(tmp_path, "id\n" + "\n".join(map(str, range(1, 1001))) + "\n"),
                                        schema), tmp_path, batch_rows=batch_rows)
     assert ordered.valid and ordered.rows == 1000
+
+
+def test_a_check_polars_cannot_run_on_its_column_fails_in_every_batch_without_ending_the_read(tmp_path: Path) -> None:
+    schema = {"columns": {"s": {"dtype": "str", "greater_than": 0, "str_length": {"max_value": 3}}}}
+    path = _write(tmp_path, "s\n" + "\n".join(["ab", "abcd", "x"] * 5) + "\n")
+    report = validate_dataset(dataset(path, schema), tmp_path, batch_rows=4)
+    counts = {(c.column, c.check): c.count for c in report.failures_by_check}
+    assert counts[("s", "str_length(None, 3)")] == 5
+    assert counts[("s", "greater_than(0)")] >= 1
+    assert any(f.check == "greater_than(0)" and "cannot compare" in str(f.failure_case) for f in report.failures)
