@@ -2,8 +2,8 @@
 
 Prefect's engine sends a flow run's heartbeats (``prefect.flow-run.heartbeat``, which crash detection
 watches: flows/crash_detection.py) from a thread that sleeps in 1 s steps, and joins that thread when
-the flow ends: a caller that runs the flow in its own process (``analyst run``) waited 0-1 s after the
-run was over. Such a caller wraps the call in :func:`heartbeats_from_the_flow`, which turns Prefect's
+the flow ends: a caller that runs the flow in its own process (``analyst run``) would wait 0-1 s after
+the run is over. Such a caller wraps the call in :func:`heartbeats_from_the_flow`, which turns Prefect's
 off for that call only; the flow then sends the same events itself (:func:`flow_run_heartbeats`) from a
 thread that stops at once. A flow run that Prefect starts (a worker, ``analyst serve``) keeps Prefect's.
 """
@@ -21,8 +21,8 @@ from prefect.context import FlowRunContext, SettingsContext, get_settings_contex
 from prefect.events import emit_event
 from prefect.events.related import tags_as_related_resources
 from prefect.events.schemas.events import RelatedResource
+from prefect.flow_engine import MINIMUM_HEARTBEAT_INTERVAL
 
-MINIMUM_SECONDS = 30  # Prefect's floor for the same setting
 _SECONDS: contextvars.ContextVar[int | None] = contextvars.ContextVar("analyst_flow_heartbeat_seconds", default=None)
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def heartbeats_from_the_flow() -> Iterator[None]:
         return
     # A copy that changes one valid value: Prefect's temporary_settings validates every setting again (40 ms).
     without = settings.model_copy(update={"flows": settings.flows.model_copy(update={"heartbeat_frequency": None})})
-    token = _SECONDS.set(max(seconds, MINIMUM_SECONDS))
+    token = _SECONDS.set(max(seconds, MINIMUM_HEARTBEAT_INTERVAL))
     try:
         with SettingsContext(profile=context.profile, settings=without):
             yield
