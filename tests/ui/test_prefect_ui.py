@@ -66,11 +66,15 @@ DESCRIBE_IMAGES = """async imgs => {
 def decoded_images(images: Locator, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
     """Each image as the browser shows it, once decoded: decode() settles when the image is decoded and
     rejects if it cannot be. The UI can render the report again between counting its images and reading
-    them (CI once read none in that moment), so it reads again until it finds as many as were counted."""
+    them (CI once read none in that moment), and a decoded image can still be waiting for its layout (CI
+    once read every one with an empty box): it reads again until it finds as many as were counted, each
+    laid out, or the time is up; the caller's assertions judge what it read last."""
     deadline = time.monotonic() + timeout
-    while len(shown := images.evaluate_all(DESCRIBE_IMAGES)) != count and time.monotonic() < deadline:
+    while True:
+        shown = images.evaluate_all(DESCRIBE_IMAGES)
+        if (len(shown) == count and all(image["boxed"] for image in shown)) or time.monotonic() > deadline:
+            return shown
         images.page.wait_for_timeout(100)
-    return shown
 
 
 @contextmanager
