@@ -15,16 +15,17 @@ Messages API on loopback (tests/fakes/anthropic_api.py), scripted to the same tu
 after a seeded 1-3 s delay (the same delays for (a) and (b)).
 
 Each run's loop reports its progress events (``tasks.agent.events``) with their times, which split
-the loop into the model's time (a request to the next event: in the flow this includes the
-persisted ``model-request`` task), the sandbox's (a code cell's start to its end) and the rest. The
+the loop into the model's time (a request's event to the next event; in the flow the request itself
+leaves earlier, at the end of the iteration before, so its model time can be the shorter and its rest
+the longer: only their sum compares), the sandbox's (a code cell's start to its end) and the rest. The
 orchestration on the critical path, per model turn, is (b)'s model time and rest minus (a)'s (the
 sandbox's time is left out: the same code, and only noise between the two); what a run costs once
 is (b)'s time outside its loop minus (a)'s, shown split into the time before the first model request
 and the time after the loop. The CPU time of the loop's thread over the loop, per
-turn, is printed too: on a loaded machine the wall times wander, while that figure shows what the
-orchestration itself costs (no server round trip is left on the loop's path: artifacts go through
-the publisher's thread and task runs reach the server as events sent in the background, so that CPU
-time is its critical-path cost). Runs alternate (a, b, a, b, ...) so that machine noise
+turn, is printed too; it holds up better than the wall times on a loaded machine, but it is not the
+whole cost: in the flow the model's request is sent, and its ``model-request`` task recorded, from
+threads beside the loop's (``tasks/prefect/model.py``), and artifacts go through the publisher's.
+Runs alternate (a, b, a, b, ...) so that machine noise
 hits both; medians are reported. One untimed warm-up of each comes first (imports, client set-up).
 """
 

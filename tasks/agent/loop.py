@@ -113,10 +113,16 @@ class AnalysisLoop:
         events.emit("model_turn", {"iteration": number, "turn": turn, "text": turn.text})
         try:
             self._handle(turn, record)
+            if self._goes_on():
+                self.provider.ask_ahead(self._request(allow_tools=True))
         finally:
             record.finished_at = now_iso()
             self.save()
         return record
+
+    def _goes_on(self) -> bool:
+        """Whether ``run`` asks for another iteration after this one (the final report is asked differently)."""
+        return not self.done and self.iterations < self.limits.max_iterations and self.budget_exhausted() is None
 
     def budget_exhausted(self) -> str | None:
         """Why the next turn would pass the budget, or None. Each turn re-sends the whole
@@ -167,12 +173,14 @@ class AnalysisLoop:
     # -- one turn -------------------------------------------------------------------------------
 
     def _ask(self, *, allow_tools: bool, force_tool: str | None = None) -> ModelTurn:
-        messages = self.transcript.messages
         return ask_within_context(
-            lambda: self.provider.next_turn(ModelRequest(self.transcript.system, messages, self.transcript.tools,
-                                                         allow_tools, force_tool)),
-            messages, on_trim=lambda count, why: events.emit("context_trimmed", {"outputs": count, "reason": why}),
+            lambda: self.provider.next_turn(self._request(allow_tools, force_tool)), self.transcript.messages,
+            on_trim=lambda count, why: events.emit("context_trimmed", {"outputs": count, "reason": why}),
         )
+
+    def _request(self, allow_tools: bool, force_tool: str | None = None) -> ModelRequest:
+        return ModelRequest(self.transcript.system, self.transcript.messages, self.transcript.tools, allow_tools,
+                            force_tool)
 
     def _handle(self, turn: ModelTurn, record: IterationRecord) -> None:
         reason = turn.stop_reason

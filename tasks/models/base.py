@@ -82,5 +82,9 @@ class ModelProvider(ABC):
     def next_turn(self, request: ModelRequest) -> ModelTurn:
         """Return the assistant's next turn. Raise ``ModelError`` once transient errors are exhausted."""
 
+    def ask_ahead(self, request: ModelRequest) -> None:  # noqa: B027 - optional hook
+        """``request`` is the one ``next_turn`` gets next, unless the run stops first: a provider whose
+        bookkeeping around a request costs time may send it now, so that it overlaps the model's wait."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

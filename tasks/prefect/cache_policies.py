@@ -23,7 +23,9 @@ class ModelTurnInputs(CachePolicy):
 
     def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
                     **kwargs: Any) -> str:
-        return turn_key(inputs["provider"], inputs["request"], inputs["scope"])
+        provider = inputs["provider"]
+        # A request already sent carries the key of what was sent: the conversation may have grown since.
+        return getattr(provider, "turn_key", None) or turn_key(provider, inputs["request"], inputs["scope"])
 
 
 def turn_key(provider: ModelProvider, request: ModelRequest, scope: str) -> str:

@@ -5,15 +5,20 @@ Every model request inside them is a task of its own, persisted (``tasks/prefect
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from tasks.agent import resume
 from tasks.agent.loop import AnalysisLoop
+from tasks.prefect.model import settle_turns
 from tasks.transcript import IterationRecord, Transcript
 from tasks.models.base import ModelTurn
 from tasks.sandbox.base import Sandbox
+
+T = TypeVar("T")
 
 # Retries live in one layer only: the Anthropic SDK retries failed requests (connection errors,
 # 429 with retry-after, 529, 5xx) and the provider retries a stream cut mid-message. A Prefect retry
@@ -28,12 +33,23 @@ from tasks.sandbox.base import Sandbox
 @task(name="iteration", task_run_name="iteration-{number}", retries=0, cache_policy=NONE)
 def run_iteration(loop: AnalysisLoop, number: int) -> IterationRecord:
     """``number`` is the iteration's, for its run's name: the one ``loop.step()`` runs next."""
-    return loop.step()
+    return _settled(loop, loop.step)
 
 
 @task(name="final-report", retries=0, cache_policy=NONE)
 def write_final_report(loop: AnalysisLoop) -> ModelTurn | None:
-    return loop.write_final_report()
+    return _settled(loop, loop.write_final_report)
+
+
+def _settled(loop: AnalysisLoop, step: Callable[[], T]) -> T:
+    """``step()``, once the tasks recording its model turns have ended: a task run ends after its children."""
+    try:
+        done = step()
+    except BaseException:
+        settle_turns(loop.provider, quietly=True)
+        raise
+    settle_turns(loop.provider)
+    return done
 
 
 @task(name="rebuild-sandbox", retries=0, cache_policy=NONE)

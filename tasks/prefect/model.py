@@ -3,22 +3,32 @@
 The result is stored under a key over the conversation so far (``ModelTurnInputs``). A retried or
 resumed run that sends the same conversation again gets the stored turn back instead of paying for it
 twice (see ``tasks/agent/resume.py``).
+
+The request itself is sent from a thread as soon as the conversation is known (``ask_ahead``: at the
+end of the iteration before), and the task that records it runs in a thread of its own while the loop
+goes on with the answer: Prefect's work around a turn (the iteration's end and start, the request
+task's start, its stored result and states) overlaps the model's wait and the code's run instead of
+delaying each turn. A turn already stored is never sent: its task reads it back, in the loop's thread.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from prefect.filesystems import LocalFileSystem, RemoteFileSystem
 from prefect import get_run_logger, task
 from prefect.blocks.core import Block
+from prefect.results import ResultStore, resolve_result_storage
 from prefect.transactions import CommitMode, transaction
 from prefect.utilities.annotations import quote
 
 from tasks.config import LoadedConfig
 from tasks.errors import ConfigError, Problem
 from tasks.models.base import ModelProvider, ModelRequest, ModelTurn
+from tasks.prefect.background import in_background
 from tasks.prefect.cache_policies import ModelTurnInputs, turn_key
 
 RESULTS_FOLDER = ".results"  # under outputs.dir, when outputs.results_storage names no block
@@ -40,17 +50,53 @@ class PrefectModel(ModelProvider):
         self.name, self.model, self.max_tokens = wrapped.name, wrapped.model, wrapped.max_tokens
         self.ledger = run_dir / SAVED_TURNS_FILE
         self._task = request_turn.with_options(result_storage=storage)
+        self._stored = ResultStore(result_storage=resolve_result_storage(storage, _sync=True))
+        self._ahead: _SentAhead | None = None
+        self._recording: Future[ModelTurn] | None = None
+
+    def ask_ahead(self, request: ModelRequest) -> None:
+        key = turn_key(self.wrapped, request, self.scope)
+        if self._ahead is not None and self._ahead.key == key:
+            return
+        # A request sent ahead for another conversation is left to end on its own; its answer goes unused.
+        self._ahead = None
+        # Written before the request leaves: the process may die while it is out or while the turn's code runs.
+        with self.ledger.open("a", encoding="utf-8") as ledger:
+            ledger.write(key + "\n")
+        if self._stored.exists(key):  # an earlier attempt's answer: the task reads it back, nothing is sent
+            return
+        # A copy of the list: the loop adds the answer to its conversation while the send may still be going on.
+        sent = replace(request, messages=list(request.messages))
+        self._ahead = _SentAhead(key, in_background(self.wrapped.next_turn, sent, name="model-request"))
 
     def next_turn(self, request: ModelRequest) -> ModelTurn:
-        # Written as soon as it arrives: by default Prefect commits a nested task's result only with
+        self.settle()
+        self.ask_ahead(request)
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return self._record(self.wrapped, request)
+        # The task is started here, inside the caller's task run (the iteration), whose child it is.
+        self._recording = in_background(self._record, _Answered(self.wrapped, ahead), request, name="model-turn-task")
+        try:
+            return ahead.answer.result()
+        except BaseException:
+            self.settle(quietly=True)  # the task has recorded the failure before the loop hears of it
+            raise
+
+    def settle(self, quietly: bool = False) -> None:
+        """Wait for the task recording the last turn to end; raise what stopped it unless ``quietly``. The
+        iteration calls it before it ends, so that its child task never outlives it."""
+        recording, self._recording = self._recording, None
+        if recording is not None and recording.exception() is not None and not quietly:
+            raise recording.exception()  # type: ignore[misc]
+
+    def _record(self, provider: ModelProvider, request: ModelRequest) -> ModelTurn:
+        # Committed as soon as the task ends: by default Prefect commits a nested task's result only with
         # its parent's (the iteration's), and the process may die while the turn's code runs.
-        with self.ledger.open("a", encoding="utf-8") as ledger:  # first: the process may die mid-request
-            ledger.write(turn_key(self.wrapped, request, self.scope) + "\n")
         # quote: Prefect would otherwise walk every value of the conversation twice per turn (looking for
-        # upstream futures there can be none of), a cost that grows with each turn; the cache policy
-        # still sees the values themselves.
+        # upstream futures there can be none of), a cost that grows with each turn.
         with transaction(commit_mode=CommitMode.EAGER):
-            return ModelTurn.from_dict(self._task(quote(self.wrapped), quote(request), self.scope))
+            return ModelTurn.from_dict(self._task(quote(provider), quote(request), self.scope))
 
     def forget_turns(self, run_dirs: list[Path]) -> int:
         """Delete the turns saved by the runs in ``run_dirs`` (this one and those it resumed): a run that
@@ -63,7 +109,30 @@ class PrefectModel(ModelProvider):
         return delete_saved_turns(self.storage, keys)
 
     def close(self) -> None:
+        self.settle(quietly=True)
         self.wrapped.close()
+
+
+@dataclass
+class _SentAhead:
+    key: str  # turn_key of the conversation sent
+    answer: Future[ModelTurn]
+
+
+class _Answered(ModelProvider):
+    """The provider as ``request_turn`` sees it once the request is on its way: its answer is waited for.
+    It knows its turn's key: the conversation it was sent may have grown since, in the loop's thread."""
+
+    def __init__(self, wrapped: ModelProvider, sent: _SentAhead):
+        self.name, self.model, self.max_tokens = wrapped.name, wrapped.model, wrapped.max_tokens
+        self.sent = sent
+
+    @property
+    def turn_key(self) -> str:
+        return self.sent.key
+
+    def next_turn(self, request: ModelRequest) -> ModelTurn:
+        return self.sent.answer.result()
 
 
 def persist_turns(provider: ModelProvider, scope: str, loaded: LoadedConfig, run_dir: Path) -> ModelProvider:
@@ -92,6 +161,12 @@ def results_storage(loaded: LoadedConfig) -> Any:
             f"the block '{slug}' is not a filesystem Prefect can write results to; use e.g. a local-file-system, "
             "remote-file-system, s3-bucket, gcs-bucket or azure-blob-storage-container block"))])
     return block
+
+
+def settle_turns(provider: ModelProvider, quietly: bool = False) -> None:
+    """``PrefectModel.settle`` for a provider whose turns are recorded by tasks; nothing for a replay."""
+    if isinstance(provider, PrefectModel):
+        provider.settle(quietly)
 
 
 def forget_turns(provider: ModelProvider, run_dirs: list[Path]) -> int:
