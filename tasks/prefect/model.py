@@ -52,7 +52,7 @@ class PrefectModel(ModelProvider):
         self._task = request_turn.with_options(result_storage=storage)
         self._stored = ResultStore(result_storage=resolve_result_storage(storage, _sync=True))
         self._ahead: _SentAhead | None = None
-        self._recording: Future[ModelTurn] | None = None
+        self._recording: _Recording | None = None
 
     def ask_ahead(self, request: ModelRequest) -> None:
         key = turn_key(self.wrapped, request, self.scope)
@@ -76,19 +76,25 @@ class PrefectModel(ModelProvider):
         if ahead is None:
             return self._record(self.wrapped, request)
         # The task is started here, inside the caller's task run (the iteration), whose child it is.
-        self._recording = in_background(self._record, _Answered(self.wrapped, ahead), request, name="model-turn-task")
+        task = in_background(self._record, _Answered(self.wrapped, ahead), request, name="model-turn-task")
+        self._recording = _Recording(ahead.answer, task)
         try:
             return ahead.answer.result()
         except BaseException:
-            self.settle(quietly=True)  # the task has recorded the failure before the loop hears of it
+            self.settle(quietly=True)  # a failed request: its task records the failure before the loop hears of it
             raise
 
     def settle(self, quietly: bool = False) -> None:
         """Wait for the task recording the last turn to end; raise what stopped it unless ``quietly``. The
-        iteration calls it before it ends, so that its child task never outlives it."""
+        iteration calls it before it ends, so that its child task never outlives it. ``quietly`` is for a
+        step that is failing: it never waits on a request still out, so a cancellation is not held up until
+        the model answers (that task ends when the answer comes, or with the process)."""
         recording, self._recording = self._recording, None
-        if recording is not None and recording.exception() is not None and not quietly:
-            raise recording.exception()  # type: ignore[misc]
+        if recording is None or (quietly and not recording.answer.done()):
+            return
+        error = recording.task.exception()
+        if error is not None and not quietly:
+            raise error
 
     def _record(self, provider: ModelProvider, request: ModelRequest) -> ModelTurn:
         # Committed as soon as the task ends: by default Prefect commits a nested task's result only with
@@ -117,6 +123,12 @@ class PrefectModel(ModelProvider):
 class _SentAhead:
     key: str  # turn_key of the conversation sent
     answer: Future[ModelTurn]
+
+
+@dataclass
+class _Recording:
+    answer: Future[ModelTurn]  # the request's
+    task: Future[ModelTurn]  # the model-request task's, which waits for it
 
 
 class _Answered(ModelProvider):

@@ -174,3 +174,39 @@ def test_each_model_request_is_a_child_of_its_iteration_and_ends_before_it(prefe
         parents = [runs[p.id] for p in run.task_inputs.get("__parents__", [])]
         assert [p.name for p in parents] in (["iteration-1"], ["iteration-2"], ["iteration-3"]), run.name
         assert run.state.is_completed() and run.end_time <= parents[0].end_time
+
+
+class Stopped(Exception):
+    """What the signal handler below raises in the main thread, as Prefect's does on a cancellation."""
+
+
+@pytest.mark.slow
+def test_a_turn_stopped_while_the_model_answers_stops_at_once(prefect_api, anthropic_api, tmp_path) -> None:
+    """A cancellation reaches the loop's thread as an exception raised by a signal handler; the request and its
+    task are in other threads, and the loop must not wait for the answer to stop."""
+    import os
+    import signal
+    import threading
+
+    anthropic_api.enqueue_text("Too late.", latency=6)
+    previous = signal.signal(signal.SIGUSR1, lambda *_: (_ for _ in ()).throw(Stopped()))
+
+    def interrupt_once_sent() -> None:
+        wait_until(lambda: len(anthropic_api.requests) == 1, "the request to arrive")
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    @flow
+    def turn() -> float:
+        model = PrefectModel(provider(anthropic_api), SCOPE, tmp_path / "results", tmp_path)
+        threading.Thread(target=interrupt_once_sent, daemon=True).start()
+        start = time.monotonic()
+        with pytest.raises(Stopped):
+            model.next_turn(request("How many rows?"))
+        model.close()
+        return time.monotonic() - start
+
+    try:
+        waited = turn()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert waited < 3, f"the turn held the stop for {waited:.1f} s: until the model's answer (6 s)?"
