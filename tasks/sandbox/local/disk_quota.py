@@ -75,6 +75,7 @@ class DiskWatch:
         self.interval = interval
         self.exceeded = False  # since the last ``take_exceeded``
         self._acted_at: int | None = None  # the usage when we last acted
+        self._lock = threading.Lock()  # check() runs in the watcher's thread, rebase() in the run's
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="sandbox-disk-watch", daemon=True)
 
@@ -90,7 +91,20 @@ class DiskWatch:
         exceeded, self.exceeded = self.exceeded, False
         return exceeded
 
+    def rebase(self) -> None:
+        """Called once the killed kernel's processes are gone, before a new one starts: what they wrote
+        after the usage we acted on (the write under way when the signal came) is not the new session's
+        growth, and must not get the new kernel killed as it starts."""
+        with self._lock:
+            if self._acted_at is not None:
+                used = folders_usage(self.folders)
+                self._acted_at = max(self._acted_at, used if used is not None else self.allowed)
+
     def check(self) -> None:
+        with self._lock:
+            self._check()
+
+    def _check(self) -> None:
         used = folders_usage(self.folders)
         if used is not None and used <= self.allowed:
             self._acted_at = None

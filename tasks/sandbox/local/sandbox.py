@@ -193,6 +193,8 @@ class LocalSandbox(Sandbox):
         for cgroup in (self._cgroup, self._pids_cgroup):
             if cgroup is not None:
                 cgroup.kill_all()
+        if self._disk is not None:
+            self._disk.rebase()
         self._start_kernel(warm)
 
     def teardown(self) -> None:
