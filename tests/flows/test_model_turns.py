@@ -3,6 +3,9 @@ conversation it sent, and is never sent when an earlier attempt stored its answe
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -184,10 +187,6 @@ class Stopped(Exception):
 def test_a_turn_stopped_while_the_model_answers_stops_at_once(prefect_api, anthropic_api, tmp_path) -> None:
     """A cancellation reaches the loop's thread as an exception raised by a signal handler; the request and its
     task are in other threads, and the loop must not wait for the answer to stop."""
-    import os
-    import signal
-    import threading
-
     anthropic_api.enqueue_text("Too late.", latency=6)
     previous = signal.signal(signal.SIGUSR1, lambda *_: (_ for _ in ()).throw(Stopped()))
 
