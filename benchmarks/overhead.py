@@ -4,8 +4,10 @@ that answers at once (a replay) and with one that takes a real model's time.
     python benchmarks/overhead.py [--repeats 3] [--mode replay|model|both]
 
 (a) a plain Python loop like the seed's: the same steps (validate, provision, upload, 10 iterations
-    of model turns and real code runs, final report, results, report files, teardown) with the same
-    provider and sandbox, no Prefect;
+    of model turns and real code runs, final report, results, teardown, the trend chart of the results
+    across runs, report files, the run added to the history) with the same provider and sandbox, no
+    Prefect: its history is the run folders' ``history.jsonl`` alone, where the flow also reads and
+    publishes the server's;
 (b) the ``analyze`` flow against a running local Prefect server (started before timing, as
     ``analyst run`` reuses it), with its tasks, logs and artifacts.
 
@@ -144,7 +146,9 @@ def plain_loop(overrides: dict[str, Any], replay: Path | None, outputs: Path) ->
     from tasks.datasets import dataset_file, validate_dataset
     from tasks.models import create_provider
     from tasks.reports import write_run_reports
+    from tasks.reports.trends import draw_trends
     from tasks.results import results_model
+    from tasks.run_history import append_record, merge_records, read_local_records, record_of
     from tasks.sandbox import create_sandbox
 
     with timed_events() as seen:
@@ -154,13 +158,17 @@ def plain_loop(overrides: dict[str, Any], replay: Path | None, outputs: Path) ->
         reports = [validate_dataset(d, loaded.base_dir) for d in cfg.datasets]
         provider = create_provider(cfg.model, loaded.base_dir, replay=replay)
         run_dir = outputs / f"plain-{time.time_ns()}"
+        history_dir = outputs / cfg.name
+        earlier = read_local_records(history_dir, cfg.history.runs)
         transcript = start_transcript(cfg, reports, provider)
         with create_sandbox(cfg.sandbox) as sandbox:
             for dataset in cfg.datasets:
                 with dataset_file(dataset, loaded.base_dir) as path:
                     sandbox.upload(path, dataset.sandbox_filename)
             AnalysisLoop(provider, sandbox, transcript, run_dir, LoopLimits.from_config(cfg), results_model(cfg)).run()
+        draw_trends(merge_records([record_of(transcript)], earlier)[: cfg.history.runs], cfg.results, run_dir)
         write_run_reports(transcript, run_dir)
+        append_record(history_dir, record_of(transcript))
         provider.close()
         elapsed = time.perf_counter() - start
     assert transcript.status == "max_iterations" and transcript.results, (transcript.status, transcript.stop_detail)

@@ -27,7 +27,7 @@ from tasks.config import LoadedConfig
 from tasks.models import create_provider
 from tasks.prefect.alerts import alert_on_invalid_data, raise_alerts, with_alerts
 from tasks.prefect.artifacts import ProgressBar, publish_iteration
-from tasks.prefect.collect import collect_artifacts
+from tasks.prefect.collect import collect_artifacts, publish_outcome
 from tasks.prefect.configure import load_analysis_config
 from tasks.prefect.crash_hooks import delete_flow_run_sandboxes
 from tasks.prefect.heartbeat import flow_run_heartbeats
@@ -190,6 +190,7 @@ def _analyze(config: str, overrides: dict[str, Any] | None, replay: str | None, 
         cleanup.attempt("close the model provider", provider.close)
         # The artifacts below are rendered here and sent from the publisher's thread while the run goes on;
         # closing it last waits for the ones still on their way.
+        cleanup.attempt("publish the results and usage", lambda: publish_outcome(transcript, publisher))
         cleanup.attempt("draw the trend charts", charting.result)
         _collect(transcript, run_dir, publisher)
         cleanup.attempt("add the run to the history",

@@ -113,8 +113,9 @@ class _Pass:
     def add(self, batch: pl.DataFrame) -> None:
         self.flags.clear()
         self.flags.update({name: batch[FLAG + name] for name, _ in self.converted})
-        outputs = batch.select(output_names(self.checked or []))
-        batch = batch.drop(*(FLAG + name for name in self.flags), *outputs.columns)
+        outputs = pl.DataFrame([batch[name] for name in output_names(self.checked or [])])
+        added = {FLAG + name for name in self.flags} | set(outputs.columns)
+        batch = pl.DataFrame([column for column in batch.iter_columns() if column.name not in added])
         self.tally.add_failures(*_unconverted(self.flags, dict(self.converted), self.limit))
         first = self.tally.schema is None
         if self.checked is None:
