@@ -166,9 +166,10 @@ def plain_loop(overrides: dict[str, Any], replay: Path | None, outputs: Path) ->
                 with dataset_file(dataset, loaded.base_dir) as path:
                     sandbox.upload(path, dataset.sandbox_filename)
             AnalysisLoop(provider, sandbox, transcript, run_dir, LoopLimits.from_config(cfg), results_model(cfg)).run()
-        draw_trends(merge_records([record_of(transcript)], earlier)[: cfg.history.runs], cfg.results, run_dir)
+        record = record_of(transcript)
+        draw_trends(merge_records([record], earlier)[: cfg.history.runs], cfg.results, run_dir)
         write_run_reports(transcript, run_dir)
-        append_record(history_dir, record_of(transcript))
+        append_record(history_dir, record)
         provider.close()
         elapsed = time.perf_counter() - start
     assert transcript.status == "max_iterations" and transcript.results, (transcript.status, transcript.stop_detail)
